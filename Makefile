@@ -1,0 +1,35 @@
+# The README's two commands are `make demo` and `make test`; both install what
+# they need (scripts/bootstrap.sh is idempotent and fast on a warm machine).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+OUT ?= out
+
+.PHONY: bootstrap demo test test-unit up bench lint clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+## Start the local stack, render the bundled example invoice to $(OUT)/invoice.pdf, stop.
+demo: bootstrap
+	@bash scripts/demo.sh "$(OUT)"
+
+## Every test tier: unit, integration (real LibreOffice, real HTTP on 127.0.0.1).
+test: bootstrap
+	@bash scripts/test.sh
+
+test-unit: bootstrap
+	$(PY) -m pytest -q tests -m "not libreoffice and not kubernetes"
+
+## Run the local stack in the foreground (Ctrl-C stops it).
+up: bootstrap
+	$(VENV)/bin/gendoc up
+
+bench: bootstrap
+	$(VENV)/bin/gendoc bench
+
+lint: bootstrap
+	$(PY) -m ruff check . || true
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the whole suite. pytest's exit code 5 ("no tests collected") is a
+# failure here: a suite that silently collects nothing must not pass.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests; failing" >&2
+  exit 1
+fi
+exit "$rc"

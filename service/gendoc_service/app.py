@@ -1,0 +1,107 @@
+"""The Starlette application: built from settings, owning its resources through lifespan."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from . import docxpkg
+from .admission import Admission
+from .converter import ConverterClient
+from .errors import PROBLEM_CONTENT_TYPE, BadRequest, MethodNotAllowed, NotFound, Problem
+from .metrics import ServiceMetrics
+from .middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from .rendering import Renderer
+from .routes import routes
+from .settings import ServiceSettings
+from .store import DirectoryStore
+
+log = logging.getLogger(__name__)
+
+
+def problem_response(problem: Problem, request: Request) -> JSONResponse:
+    return JSONResponse(
+        problem.body(instance=request.url.path),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    if exc.status >= 500:
+        log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.status, exc.detail)
+    return problem_response(exc, request)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    kinds: dict[int, type[Problem]] = {404: NotFound, 405: MethodNotAllowed, 400: BadRequest}
+    kind = kinds.get(exc.status_code, BadRequest)
+    problem = kind(str(exc.detail))
+    problem.status = exc.status_code  # type: ignore[misc]
+    return problem_response(problem, request)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(Problem("An unexpected error occurred; it has been logged."), request)
+
+
+def create_app(settings: ServiceSettings | None = None) -> Starlette:
+    settings = settings or ServiceSettings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = app.state
+        state.store.open()
+        state.admission = Admission(settings.concurrency, settings.queue_capacity, metrics)
+        state.converter = ConverterClient(settings.converter_url) if settings.converter_url else None
+        try:
+            yield
+        finally:
+            if state.converter is not None:
+                await state.converter.aclose()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes),
+        ],
+        exception_handlers={
+            Problem: _on_problem,
+            HTTPException: _on_http_exception,
+            Exception: _on_unexpected,
+        },
+    )
+    renderer = Renderer(settings.cache_bytes // 2)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.renderer = renderer
+    app.state.store = DirectoryStore(
+        settings.store_dir, max_name_length=settings.max_name_length, cache_bytes=settings.cache_bytes // 2
+    )
+    app.state.package_limits = docxpkg.PackageLimits(
+        settings.max_zip_entries, settings.max_unzipped_bytes, settings.max_compression_ratio
+    )
+
+    async def render_docx(docx: bytes, data: dict[str, Any], strict: bool) -> bytes:
+        return await to_thread.run_sync(functools.partial(renderer.render, docx, data, strict=strict))
+
+    app.state.render_docx = render_docx
+    return app

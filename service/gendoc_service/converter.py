@@ -1,0 +1,78 @@
+"""Client of the PDF converter. It speaks only Gotenberg's API, so a real Gotenberg works too."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from gendoc.logs import request_id
+
+from .errors import ConversionFailed, ConverterUnavailable, DeadlineExceeded, retry_after
+
+log = logging.getLogger(__name__)
+
+CONVERT_PATH = "/forms/libreoffice/convert"
+# Header our converter reads to stop working on a request nobody waits for any
+# more; a real Gotenberg ignores it (its own limit is --api-timeout).
+DEADLINE_HEADER = "Gendoc-Timeout"
+
+
+class ConverterClient:
+    def __init__(self, base_url: str, *, max_connections: int = 64) -> None:
+        self.base_url = base_url.rstrip("/")
+        # One pooled client for the process: keep-alive to the sidecar on localhost.
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            timeout=httpx.Timeout(30.0, connect=2.0),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def healthy(self, timeout: float = 2.0) -> bool:
+        try:
+            response = await self._http.get("/health", timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def to_pdf(self, docx: bytes, *, timeout: float, filename: str = "document.docx") -> bytes:
+        """Convert one document; `timeout` is what is left of the request's deadline."""
+        if timeout <= 0:
+            raise DeadlineExceeded("No time was left for the PDF conversion.", headers=retry_after(1))
+        headers = {"Gotenberg-Trace": request_id.get(), DEADLINE_HEADER: f"{timeout:.3f}"}
+        files = {"files": (filename, docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")}
+        try:
+            response = await self._http.post(
+                CONVERT_PATH, files=files, headers=headers,
+                timeout=httpx.Timeout(timeout, connect=min(2.0, timeout)),
+            )
+        except httpx.TimeoutException:
+            raise DeadlineExceeded(
+                "The PDF conversion did not finish within the request's deadline.",
+                headers=retry_after(2),
+            ) from None
+        except httpx.HTTPError as exc:
+            log.warning("converter unreachable at %s: %s", self.base_url, exc)
+            raise ConverterUnavailable(
+                "The PDF converter cannot be reached.", headers=retry_after(2)
+            ) from None
+        if response.status_code == 200:
+            return response.content
+        text = response.text[:500]
+        if response.status_code == 400:
+            raise ConversionFailed(f"The converter could not read the document: {text}")
+        if response.status_code in (429, 503):
+            # The converter is saturated or restarting: ours to absorb, the
+            # client's to retry (its request was valid).
+            wait = response.headers.get("Retry-After", "1")
+            raise ConverterUnavailable(
+                f"The PDF converter is busy ({response.status_code}).",
+                headers={"Retry-After": wait if wait.isdigit() else "1"},
+            )
+        log.error("converter answered %s: %s", response.status_code, text)
+        raise ConverterUnavailable(
+            f"The PDF converter failed ({response.status_code}).", headers=retry_after(2)
+        )

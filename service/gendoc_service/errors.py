@@ -1,0 +1,140 @@
+"""Every error the service reports, sorted into kinds once (RFC 9457 problem details).
+
+Each problem has a stable `type` URI (documented in docs/problems.md), a status
+and a title; `detail` says what happened to this request and extra members carry
+structured context (missing variables, the part and line of a syntax error).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "https://gendoc.io/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extensions)
+        return body
+
+
+class BadRequest(Problem):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class InvalidJson(Problem):
+    status, slug, title = 400, "invalid-json", "Request body is not valid JSON"
+
+
+class InvalidRequest(Problem):
+    status, slug, title = 422, "invalid-request", "Request does not match the API"
+
+
+class InvalidTemplateName(Problem):
+    status, slug, title = 400, "invalid-template-name", "Invalid template name"
+
+
+class InvalidDocx(Problem):
+    status, slug, title = 422, "invalid-docx", "Not a usable .docx template"
+
+
+class TemplateNotFound(Problem):
+    status, slug, title = 404, "template-not-found", "Template not found"
+
+
+class VersionNotFound(Problem):
+    status, slug, title = 404, "version-not-found", "Template version not found"
+
+
+class NotFound(Problem):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(Problem):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class PayloadTooLarge(Problem):
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnsupportedMediaType(Problem):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class TemplateSyntaxProblem(Problem):
+    status, slug, title = 422, "template-syntax-error", "Template syntax error"
+
+
+class UndefinedVariables(Problem):
+    status, slug, title = 422, "undefined-variables", "Template uses variables the data lacks"
+
+
+class TemplateRenderProblem(Problem):
+    status, slug, title = 422, "template-render-error", "Template could not be rendered"
+
+
+class TemplateSecurityProblem(Problem):
+    status, slug, title = 422, "template-security-violation", "Template tried an unsafe operation"
+
+
+class FormatNotImplemented(Problem):
+    status, slug, title = 501, "format-not-implemented", "Output format not available"
+
+
+class TooManyRequests(Problem):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
+class ServiceUnavailable(Problem):
+    status, slug, title = 503, "service-unavailable", "Service temporarily unavailable"
+
+
+class DeadlineExceeded(Problem):
+    status, slug, title = 503, "deadline-exceeded", "Deadline exceeded"
+
+
+class ConverterUnavailable(Problem):
+    status, slug, title = 503, "converter-unavailable", "PDF converter unavailable"
+
+
+class ConversionFailed(Problem):
+    status, slug, title = 422, "conversion-failed", "The document could not be converted"
+
+
+class StoreUnavailable(Problem):
+    status, slug, title = 503, "store-unavailable", "Template store unavailable"
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    """A Retry-After header value: whole seconds, at least 1 (RFC 9110 §10.2.3)."""
+    return {"Retry-After": str(max(1, round(seconds)))}

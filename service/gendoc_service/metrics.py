@@ -1,0 +1,54 @@
+"""The service's Prometheus metrics (names fixed in DESIGN.md; the operator reads them)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+# The *_created series double the scrape size and nothing here reads them.
+disable_created_metrics()
+
+# Latency buckets resolve 50 ms to 30 s: a DOCX takes ~10 ms, a one-page PDF
+# ~100 ms, a large document several seconds, and the operator's p95 target is
+# usually between 0.3 s and 5 s, so most buckets sit there.
+LATENCY_BUCKETS = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
+    1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
+)
+
+
+class ServiceMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gendoc_requests", "HTTP requests answered, by route and status code.",
+            ["route", "code"], registry=r,
+        )
+        self.request_duration = Histogram(
+            "gendoc_request_duration_seconds", "Time from request to response, by route.",
+            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.render_seconds = Histogram(
+            "gendoc_render_seconds", "docxtpl render time per document.",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.convert_seconds = Histogram(
+            "gendoc_convert_seconds", "DOCX to PDF conversion time at the converter.",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.queue_depth = Gauge(
+            "gendoc_queue_depth", "Render requests admitted and waiting for a slot.", registry=r
+        )
+        self.inflight = Gauge(
+            "gendoc_inflight", "Render requests being served now.", registry=r
+        )
+        self.queue_capacity = Gauge(
+            "gendoc_queue_capacity", "How many requests may wait before 429.", registry=r
+        )
+        self.concurrency = Gauge(
+            "gendoc_concurrency", "How many render requests are served at once.", registry=r
+        )
+        self.rejected = Counter(
+            "gendoc_rejected", "Requests refused before being served, by reason.",
+            ["reason"], registry=r,
+        )

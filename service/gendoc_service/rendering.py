@@ -1,0 +1,256 @@
+"""docxtpl rendering, always inside a Jinja sandbox with autoescape on.
+
+Pure CPU work with no I/O: the HTTP layer decides where it runs (a thread or a
+worker process). Template problems become `Problem`s here, once: syntax errors
+name the part and paragraph, undefined variables are listed in strict mode.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from docxtpl import DocxTemplate
+from jinja2 import ChainableUndefined, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from lxml import etree
+
+from . import variables as variables_mod
+from .cache import ByteLRU
+from .errors import (
+    InvalidDocx,
+    TemplateRenderProblem,
+    TemplateSecurityProblem,
+    TemplateSyntaxProblem,
+    UndefinedVariables,
+)
+
+_FOOTNOTES_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
+_PROPERTIES_PART = "/docProps/core.xml"
+# Core properties docxtpl renders (DocxTemplate.render_properties).
+_PROPERTY_NAMES = ("author", "comments", "identifier", "language", "subject", "title")
+
+# Names missing during the current strict render (one list per render call).
+_missing: ContextVar[list[str] | None] = ContextVar("gendoc_missing", default=None)
+
+
+class _TrackedDict(dict):  # type: ignore[type-arg]
+    """A data mapping that knows its own path, so a missing key is reported in full."""
+
+    __slots__ = ("_gendoc_path",)
+
+
+def _track(value: Any, path: str) -> Any:
+    if isinstance(value, dict):
+        tracked = _TrackedDict((k, _track(v, f"{path}.{k}" if path else str(k))) for k, v in value.items())
+        tracked._gendoc_path = path
+        return tracked
+    if isinstance(value, list):
+        return [_track(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+class _RecordingUndefined(ChainableUndefined):
+    """Strict mode: renders as empty, but every use of a missing value is recorded."""
+
+    __slots__ = ()
+
+    def _path(self) -> str:
+        parent = self._undefined_obj
+        name = self._undefined_name or "?"
+        if isinstance(parent, _RecordingUndefined):
+            return f"{parent._path()}.{name}"
+        parent_path = getattr(parent, "_gendoc_path", None)
+        if parent_path:
+            return f"{parent_path}.{name}"
+        if parent is not jinja2.utils.missing and parent is not None and not parent_path:
+            return f"{name} (attribute of {jinja2.utils.object_type_repr(parent)})"
+        return name
+
+    def _record(self) -> None:
+        names = _missing.get()
+        if names is not None:
+            names.append(self._path())
+
+    def __getattr__(self, name: str) -> Any:
+        if name[:2] == "__":
+            raise AttributeError(name)
+        return _RecordingUndefined(obj=self, name=name)
+
+    def __getitem__(self, name: Any) -> Any:
+        return _RecordingUndefined(obj=self, name=str(name))
+
+    def __str__(self) -> str:
+        self._record()
+        return ""
+
+    def __html__(self) -> str:
+        return str(self)
+
+    def __iter__(self) -> Any:
+        self._record()
+        return iter(())
+
+    def __bool__(self) -> bool:
+        self._record()
+        return False
+
+    def __len__(self) -> int:
+        self._record()
+        return 0
+
+
+class _Environment(SandboxedEnvironment):
+    """A sandbox whose compiled templates are shared through a byte-bounded cache.
+
+    docxtpl compiles each part's XML with `from_string`; the same template bytes
+    always give the same XML, so the compiled code is reused across requests.
+    """
+
+    def __init__(self, compiled: ByteLRU[jinja2.Template], **options: Any) -> None:
+        super().__init__(autoescape=True, **options)
+        self._compiled = compiled
+
+    def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Any:
+        if globals is not None or template_class is not None or not isinstance(source, str):
+            return super().from_string(source, globals, template_class)
+        key = (self.undefined, source)
+        template = self._compiled.get(key)
+        if template is None:
+            template = super().from_string(source)
+            # Compiled code is a few times the size of its source; the source
+            # length is the stable, cheap proxy for the byte budget.
+            self._compiled.put(key, template, size=4 * len(source))
+        return template
+
+
+class _Template(DocxTemplate):
+    """docxtpl's template, telling which part it is rendering when an error occurs."""
+
+    def render_properties(self, context: Any, jinja_env: Any = None) -> None:
+        self.current_rendering_part = _PROPERTIES_PART
+        super().render_properties(context, jinja_env)
+
+
+@dataclass
+class TemplateInfo:
+    """What a template needs, found without rendering it."""
+
+    variables: dict[str, Any]
+    parts: list[str] = field(default_factory=list)
+
+
+def _part_kind(partname: str) -> str:
+    name = partname.rsplit("/", 1)[-1]
+    if name.startswith("header"):
+        return "header"
+    if name.startswith("footer"):
+        return "footer"
+    if name.startswith("footnotes"):
+        return "footnotes"
+    if partname.startswith(_PROPERTIES_PART):
+        return "properties"
+    return "body"
+
+
+def _syntax_problem(exc: TemplateSyntaxError, partname: str, source: str | None) -> TemplateSyntaxProblem:
+    kind = _part_kind(partname)
+    line = exc.lineno
+    extra: dict[str, Any] = {"part": kind, "partname": partname, "line": line}
+    if source is not None and kind != "properties":
+        # docxtpl puts each <w:p> on its own line before compiling, so line n is
+        # the (n-1)th paragraph of the part; show the text around it.
+        lines = source.splitlines()
+        start = max(line - 3, 0)
+        extra["paragraph"] = max(line - 1, 1)
+        extra["context"] = [
+            re.sub(r"<[^>]+>", "", text) for text in lines[start : line + 2]
+        ]
+    return TemplateSyntaxProblem(
+        f"{exc.message} (in the {kind}, {partname}, line {line}).", **extra
+    )
+
+
+class Renderer:
+    """Renders .docx templates; one per process, safe to share between threads."""
+
+    def __init__(self, cache_bytes: int) -> None:
+        self._compiled: ByteLRU[jinja2.Template] = ByteLRU(cache_bytes, size_of=lambda _: 0)
+        self._lenient = _Environment(self._compiled, undefined=ChainableUndefined)
+        self._strict = _Environment(self._compiled, undefined=_RecordingUndefined)
+
+    # -- inspection -------------------------------------------------------
+    def inspect(self, docx: bytes) -> TemplateInfo:
+        """Compile every part (raising TemplateSyntaxProblem) and list the variables."""
+        tpl = _Template(io.BytesIO(docx))
+        try:
+            tpl.init_docx()
+        except Exception as exc:  # python-docx raises many kinds on broken packages
+            raise InvalidDocx(f"The package is not a readable Word document: {exc}.") from None
+        paths: list[variables_mod.Path] = []
+        parts: list[str] = []
+        for partname, source in _template_sources(tpl):
+            parts.append(partname)
+            try:
+                tree = self._lenient.parse(source)
+            except TemplateSyntaxError as exc:
+                raise _syntax_problem(exc, partname, source) from None
+            paths.extend(variables_mod.collect_paths(tree, self._lenient.globals))
+        return TemplateInfo(variables=variables_mod.as_tree(paths), parts=parts)
+
+    # -- rendering --------------------------------------------------------
+    def render(self, docx: bytes, data: dict[str, Any], *, strict: bool = False) -> bytes:
+        tpl = _Template(io.BytesIO(docx))
+        env = self._strict if strict else self._lenient
+        context = _track(data, "") if strict else data
+        missing: list[str] = []
+        token = _missing.set(missing if strict else None)
+        try:
+            tpl.render(context, jinja_env=env, autoescape=True)
+        except TemplateSyntaxError as exc:
+            part = tpl.current_rendering_part
+            partname = getattr(part, "partname", None) or str(part or "/word/document.xml")
+            raise _syntax_problem(exc, str(partname), exc.source) from None
+        except SecurityError as exc:
+            raise TemplateSecurityProblem(f"The template tried an unsafe operation: {exc}.") from None
+        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError,
+                AttributeError, etree.XMLSyntaxError) as exc:
+            raise TemplateRenderProblem(
+                f"Rendering failed: {type(exc).__name__}: {exc}.", error=type(exc).__name__
+            ) from None
+        finally:
+            _missing.reset(token)
+        if missing:
+            unique = list(dict.fromkeys(missing))
+            raise UndefinedVariables(
+                f"The data lacks {len(unique)} variable(s) the template uses: {', '.join(unique)}.",
+                variables=unique,
+            )
+        out = io.BytesIO()
+        tpl.save(out)
+        return out.getvalue()
+
+
+def _template_sources(tpl: _Template) -> list[tuple[str, str]]:
+    """(partname, Jinja source) of every part docxtpl renders, as docxtpl prepares them."""
+    doc = tpl.docx
+    sources = [("/word/document.xml", tpl.patch_xml(tpl.get_xml()))]
+    for uri in (tpl.HEADER_URI, tpl.FOOTER_URI):
+        for _, part in tpl.get_headers_footers(uri):
+            sources.append((str(part.partname), tpl.patch_xml(tpl.get_part_xml(part))))
+    for part in doc.part.package.parts:
+        if part.content_type == _FOOTNOTES_TYPE:
+            blob = part.blob.decode("utf-8") if isinstance(part.blob, bytes) else part.blob
+            sources.append((str(part.partname), tpl.patch_xml(blob)))
+    props = doc.core_properties
+    for name in _PROPERTY_NAMES:
+        if value := getattr(props, name):
+            sources.append((f"{_PROPERTIES_PART}#{name}", value))
+    # docxtpl adds the paragraph line breaks only when rendering; mimic it so
+    # that line numbers from inspect() match those from render().
+    return [(name, re.sub(r"<w:p([ >])", r"\n<w:p\1", src)) for name, src in sources]
+

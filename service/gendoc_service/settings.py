@@ -1,0 +1,68 @@
+"""The service's one settings object: environment `GENDOC_*`, CLI flags override."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GENDOC_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a pod).")
+    port: int = Field(8080, description="HTTP port (DESIGN.md: 8080).")
+    store_dir: Path = Field(
+        Path(".gendoc/templates"),
+        description="Directory backend of the template store; a mounted volume in Kubernetes.",
+    )
+    converter_url: str = Field(
+        "http://127.0.0.1:3000",
+        description="Gotenberg-compatible converter (our sidecar or a real Gotenberg); "
+        "empty disables PDF output.",
+    )
+
+    # Limits. A one-page invoice template is ~15 KiB and its data ~2 KiB; the
+    # defaults leave two orders of magnitude of room while keeping one request's
+    # memory small enough that the queue bound is also a memory bound.
+    max_template_bytes: int = Field(10 * MiB, description="Largest template upload, bytes.")
+    max_data_bytes: int = Field(1 * MiB, description="Largest JSON data document, bytes.")
+    max_body_bytes: int = Field(
+        12 * MiB, description="Largest request body of any kind (413 beyond), bytes."
+    )
+    max_name_length: int = Field(128, description="Longest template name, characters.")
+
+    # docx packages are zip files; these bound what a hostile one can cost
+    # before anything decompresses it (checked from the zip directory alone).
+    max_zip_entries: int = Field(1000, description="Most entries in a .docx package.")
+    max_unzipped_bytes: int = Field(
+        100 * MiB, description="Largest declared uncompressed size of a .docx package, bytes."
+    )
+    max_compression_ratio: float = Field(
+        200.0, description="Highest uncompressed/compressed ratio of any package entry."
+    )
+
+    cache_bytes: int = Field(
+        64 * MiB,
+        description="Bound of the in-memory caches (template bytes, compiled Jinja parts), bytes.",
+    )
+
+    # Admission: how many render requests run at once and how many may wait.
+    concurrency: int = Field(
+        8, description="Render requests served at once (rendering + conversion in flight)."
+    )
+    queue_capacity: int = Field(
+        64, description="Requests that may wait for a slot; beyond it 429 + Retry-After."
+    )
+
+    # Deadlines: a request that cannot finish within this gets 503 + Retry-After.
+    request_timeout: float = Field(30.0, description="Default per-request deadline, seconds.")
+    converter_timeout: float = Field(
+        30.0, description="Longest a single conversion may take at the converter, seconds."
+    )
+
+    log_level: str = Field("info", description="Log level.")
+    log_format: str = Field("text", description="'text' or 'json' (one JSON object per line).")

@@ -1,0 +1,217 @@
+"""The template store, directory backend.
+
+Layout under the root (a mounted volume in Kubernetes):
+
+    <name>/current              the id of the newest version (replaced atomically)
+    <name>/<id>.docx            an immutable version; id = sha256 of its bytes
+    <name>/<id>.json            its metadata; a version exists once this exists
+
+Every file is written to a temporary name in the same directory, flushed and
+fsync'ed, then renamed into place, so a crash mid-upload never leaves a half
+file visible. The .docx is written before its .json, so an interrupted upload
+leaves at most an orphan .docx that no listing shows. Deleting renames the
+template's directory away first, so it disappears at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import ByteLRU
+from .errors import InvalidTemplateName, StoreUnavailable, TemplateNotFound, VersionNotFound
+
+# Letters, digits, '.', '_' and '-', starting with a letter or digit: no path
+# separators, no '..', nothing a shell or URL needs to quote.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_VERSION = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Version:
+    id: str
+    size: int
+    created: str  # RFC 3339, UTC
+    variables: dict[str, Any]
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_name(name: str, max_length: int) -> str:
+    if not name or len(name) > max_length or not _NAME.fullmatch(name) or ".." in name:
+        raise InvalidTemplateName(
+            f"Template names are 1-{max_length} characters of letters, digits, '.', '_' "
+            "and '-', start with a letter or digit and never contain '..'.",
+            name=name[:max_length + 16],
+        )
+    return name
+
+
+def content_id(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class DirectoryStore:
+    """Templates on a file system; `bytes_cache` keeps hot template bytes in memory."""
+
+    def __init__(self, root: Path, *, max_name_length: int = 128, cache_bytes: int = 32 << 20):
+        self.root = Path(root)
+        self.max_name_length = max_name_length
+        self._bytes: ByteLRU[bytes] = ByteLRU(cache_bytes, size_of=len)
+
+    def open(self) -> None:
+        """Create the root if needed (start-up, apart from construction)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def readable(self) -> bool:
+        return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
+
+    def _dir(self, name: str) -> Path:
+        return self.root / validate_name(name, self.max_name_length)
+
+    # -- writing ----------------------------------------------------------
+    def put(self, name: str, data: bytes, variables: dict[str, Any]) -> tuple[Version, bool]:
+        """Store a version; returns it and whether it is new (False: same bytes existed)."""
+        directory = self._dir(name)
+        vid = content_id(data)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            meta_path = directory / f"{vid}.json"
+            created = not meta_path.exists()
+            if created:
+                _atomic_write(directory / f"{vid}.docx", data)
+                version = Version(
+                    id=vid,
+                    size=len(data),
+                    created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    variables=variables,
+                )
+                _atomic_write(meta_path, json.dumps(version.public()).encode())
+            else:
+                version = self._read_meta(meta_path)
+            _atomic_write(directory / "current", vid.encode())
+        except OSError as exc:
+            raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.") from None
+        self._bytes.put(vid, data)
+        return version, created
+
+    def delete(self, name: str, version: str | None = None) -> None:
+        directory = self._dir(name)
+        if not (directory / "current").exists():
+            raise TemplateNotFound(f"There is no template named {name!r}.", template=name)
+        try:
+            if version is None:
+                graveyard = self.root / f".deleted-{uuid.uuid4().hex}"
+                os.replace(directory, graveyard)
+                shutil.rmtree(graveyard, ignore_errors=True)
+                return
+            self._version_meta(name, version)  # 404 if absent
+            (directory / f"{version}.json").unlink()
+            (directory / f"{version}.docx").unlink(missing_ok=True)
+            remaining = self._versions(directory)
+            if not remaining:
+                self.delete(name)
+            elif (directory / "current").read_text() == version:
+                _atomic_write(directory / "current", remaining[-1].id.encode())
+        except OSError as exc:
+            raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.") from None
+
+    # -- reading ----------------------------------------------------------
+    def names(self) -> list[str]:
+        try:
+            return sorted(
+                p.name for p in self.root.iterdir()
+                if not p.name.startswith(".") and (p / "current").exists()
+            )
+        except OSError as exc:
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+
+    def describe(self, name: str) -> dict[str, Any]:
+        directory = self._dir(name)
+        current = self.current(name)
+        versions = self._versions(directory)
+        latest = next(v for v in versions if v.id == current)
+        return {
+            "name": name,
+            "latest": current,
+            "size": latest.size,
+            "created": versions[0].created,
+            "updated": latest.created,
+            "variables": latest.variables,
+            "versions": [v.public() | {"variables": None} for v in reversed(versions)],
+        }
+
+    def current(self, name: str) -> str:
+        try:
+            return (self._dir(name) / "current").read_text().strip()
+        except FileNotFoundError:
+            raise TemplateNotFound(f"There is no template named {name!r}.", template=name) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+
+    def get(self, name: str, version: str | None = None) -> tuple[str, bytes]:
+        """The bytes of a version (the newest when `version` is None)."""
+        vid = version or self.current(name)
+        self._version_meta(name, vid)
+        cached = self._bytes.get(vid)
+        if cached is not None:
+            return vid, cached
+        try:
+            data = (self._dir(name) / f"{vid}.docx").read_bytes()
+        except OSError as exc:
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+        self._bytes.put(vid, data)
+        return vid, data
+
+    def _version_meta(self, name: str, version: str) -> Version:
+        directory = self._dir(name)
+        if not _VERSION.fullmatch(version):
+            raise VersionNotFound(
+                "Version ids are the 64 hex digits of the template's SHA-256.",
+                template=name, version=version[:80],
+            )
+        meta = directory / f"{version}.json"
+        if not meta.exists():
+            if not (directory / "current").exists():
+                raise TemplateNotFound(f"There is no template named {name!r}.", template=name)
+            raise VersionNotFound(
+                f"Template {name!r} has no version {version}.", template=name, version=version
+            )
+        return self._read_meta(meta)
+
+    @staticmethod
+    def _read_meta(path: Path) -> Version:
+        return Version(**json.loads(path.read_bytes()))
+
+    def _versions(self, directory: Path) -> list[Version]:
+        """All versions, oldest first."""
+        try:
+            metas = [
+                self._read_meta(p) for p in directory.glob("*.json") if not p.name.startswith(".")
+            ]
+        except OSError as exc:
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+        return sorted(metas, key=lambda v: (v.created, v.id))

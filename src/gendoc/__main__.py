@@ -1,0 +1,3 @@
+from gendoc.cli import main
+
+raise SystemExit(main())

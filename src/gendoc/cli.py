@@ -1,0 +1,191 @@
+"""The `gendoc` command: one entry point, a subcommand per component (DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """Flags given on the command line, to override the GENDOC_* environment."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+# -- gendoc serve ------------------------------------------------------------
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gendoc import logs
+    from gendoc_service.app import create_app
+    from gendoc_service.settings import ServiceSettings
+
+    settings = ServiceSettings(**_overrides(
+        args, ["host", "port", "store_dir", "converter_url", "concurrency", "queue_capacity", "log_level"]
+    ))
+    logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+# -- gendoc converter ---------------------------------------------------------
+def _converter(args: argparse.Namespace) -> int:
+    from gendoc_converter.server import run
+    from gendoc_converter.settings import ConverterSettings
+
+    settings = ConverterSettings(**_overrides(args, ["host", "port", "pool_size", "log_level"]))
+    return run(settings)
+
+
+# -- gendoc up ------------------------------------------------------------------
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    from gendoc.readiness import wait_until
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise SystemExit(f"gendoc up: {url} exited with {proc.returncode} before it was ready")
+        return httpx.get(url, timeout=1.0).status_code == 200
+
+    wait_until(ready, timeout, interval=0.2, what=url)
+
+
+def _up(args: argparse.Namespace) -> int:
+    """Converter and service together on loopback; Ctrl-C or SIGTERM stops both."""
+    env = dict(os.environ)
+    converter_url = f"http://127.0.0.1:{args.converter_port}"
+    exe = [sys.executable, "-m", "gendoc"]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        converter = subprocess.Popen([*exe, "converter", "--port", str(args.converter_port)], env=env)
+        procs.append(converter)
+        _wait_http(f"{converter_url}/health", args.start_timeout, converter)
+        service = subprocess.Popen(
+            [*exe, "serve", "--port", str(args.port), "--converter-url", converter_url,
+             *(["--store-dir", str(args.store_dir)] if args.store_dir else [])],
+            env=env,
+        )
+        procs.append(service)
+        _wait_http(f"http://127.0.0.1:{args.port}/readyz", args.start_timeout, service)
+        print(f"gendoc up: service http://127.0.0.1:{args.port}, converter {converter_url} "
+              "(Ctrl-C stops both)", file=sys.stderr, flush=True)
+        if args.ready_file:
+            Path(args.ready_file).write_text("ready\n")
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        return 1  # one of them died on its own
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        # Service first (stops taking requests, drains), then the converter.
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# -- gendoc render ----------------------------------------------------------------
+def _render(args: argparse.Namespace) -> int:
+    import httpx
+
+    template = Path(args.template)
+    data_text = Path(args.data).read_text() if args.data != "-" else sys.stdin.read()
+    fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() if args.output else "pdf")
+    if fmt not in ("pdf", "docx"):
+        print(f"gendoc render: cannot tell the format from {args.output!r}; use --format", file=sys.stderr)
+        return 2
+    fields = {"data": data_text, "format": fmt, "strict": "true" if args.strict else "false"}
+    try:
+        response = httpx.post(
+            f"{args.url.rstrip('/')}/v1/render",
+            files={"template": (template.name, template.read_bytes())},
+            data=fields,
+            timeout=args.timeout,
+        )
+    except httpx.HTTPError as exc:
+        print(f"gendoc render: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        try:
+            problem = response.json()
+            print(f"gendoc render: {response.status_code} {problem.get('title')}: {problem.get('detail')}",
+                  file=sys.stderr)
+            for key in ("variables", "errors", "context"):
+                if key in problem:
+                    print(f"  {key}: {json.dumps(problem[key], ensure_ascii=False)}", file=sys.stderr)
+        except ValueError:
+            print(f"gendoc render: {response.status_code}: {response.text[:500]}", file=sys.stderr)
+        return 1
+    output = Path(args.output or f"{template.stem}.{fmt}")
+    output.write_bytes(response.content)
+    print(f"gendoc render: wrote {output.resolve()} ({len(response.content)} bytes)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gendoc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the rendering service (container gendoc-service)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--store-dir", type=Path, help="template store directory")
+    p.add_argument("--converter-url", help="Gotenberg-compatible converter; '' disables PDF")
+    p.add_argument("--concurrency", type=int, help="render requests served at once")
+    p.add_argument("--queue-capacity", type=int, help="requests that may wait before 429")
+    p.add_argument("--log-level")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("converter", help="run the LibreOffice converter (container gendoc-converter)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--pool-size", type=int, help="warm LibreOffice instances (default: CPU count)")
+    p.add_argument("--log-level")
+    p.set_defaults(func=_converter)
+
+    p = sub.add_parser("up", help="run converter and service together on loopback, no Kubernetes")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--converter-port", type=int, default=3000)
+    p.add_argument("--store-dir", type=Path)
+    p.add_argument("--start-timeout", type=float, default=120.0)
+    p.add_argument("--ready-file", help="write this file once both are ready (for scripts)")
+    p.set_defaults(func=_up)
+
+    p = sub.add_parser("render", help="render TEMPLATE.docx with DATA.json through a running service")
+    p.add_argument("template")
+    p.add_argument("data", help="JSON file, or - for standard input")
+    p.add_argument("-o", "--output", help="output file (.pdf or .docx)")
+    p.add_argument("--format", choices=["pdf", "docx"])
+    p.add_argument("--strict", action="store_true", help="422 on undefined variables")
+    p.add_argument("--url", default=os.environ.get("GENDOC_URL", "http://127.0.0.1:8080"))
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(func=_render)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,59 @@
+"""Waiting for things to become true, never for a fixed time (STYLE.md #6)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+
+class NotReady(TimeoutError):
+    """The predicate did not hold before the deadline."""
+
+
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float,
+    *,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> object:
+    """Poll `predicate` until it returns a truthy value and return that value.
+
+    Exceptions raised by the predicate count as "not yet" (a port that refuses
+    connections is the common case); the last one is chained to the timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - "not ready yet" is any failure
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            raise NotReady(f"{what} not true after {timeout:.1f}s") from last_exc
+        time.sleep(interval)
+
+
+async def async_wait_until(
+    predicate: Callable[[], Awaitable[object]],
+    timeout: float,
+    *,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> object:
+    """The asyncio twin of `wait_until`."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = await predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            raise NotReady(f"{what} not true after {timeout:.1f}s") from last_exc
+        await asyncio.sleep(interval)
