@@ -59,8 +59,8 @@ def inspect(data: bytes, limits: PackageLimits) -> None:
                         f"more than the allowed {limits.max_ratio:.0f}:1."
                     )
         lowered = {n.lower() for n in names}
-        for required in ("[content_types].xml", "word/document.xml"):
-            if required not in lowered:
+        for required in ("[Content_Types].xml", "word/document.xml"):
+            if required.lower() not in lowered:
                 raise InvalidDocx(f"The package has no {required} part: it is not a Word document.")
         if any(n.endswith("vbaproject.bin") for n in lowered):
             raise InvalidDocx("The package carries macros (a vbaProject part); macros are refused.")

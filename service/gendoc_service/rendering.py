@@ -115,6 +115,14 @@ class _Environment(SandboxedEnvironment):
         super().__init__(autoescape=True, **options)
         self._compiled = compiled
 
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        # Jinja's sandbox answers an unsafe attribute with an Undefined that
+        # renders as "" - safe, but it hides the attempt. Refuse it loudly so
+        # that the caller gets a 422 naming the attribute.
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} is not allowed"
+        )
+
     def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Any:
         if globals is not None or template_class is not None or not isinstance(source, str):
             return super().from_string(source, globals, template_class)
@@ -128,8 +136,21 @@ class _Environment(SandboxedEnvironment):
         return template
 
 
+_JINJA_TAG_BODY = re.compile(r"(?<=\{[\{%])(.*?)(?=[\}%]\})")
+
+
+def _unescape_code(match: re.Match[str]) -> str:
+    # Inside {{ }} and {% %} the XML text is Jinja code: its string literals
+    # must hold characters, not XML entities. docxtpl already turns &lt; and &gt;
+    # back; with autoescape on, &amp; must go too or it would be escaped twice.
+    return match.group(0).replace("&quot;", '"').replace("&apos;", "'").replace("&amp;", "&")
+
+
 class _Template(DocxTemplate):
     """docxtpl's template, telling which part it is rendering when an error occurs."""
+
+    def patch_xml(self, src_xml: str) -> str:
+        return _JINJA_TAG_BODY.sub(_unescape_code, super().patch_xml(src_xml))
 
     def render_properties(self, context: Any, jinja_env: Any = None) -> None:
         self.current_rendering_part = _PROPERTIES_PART

@@ -1,0 +1,55 @@
+"""Small helpers to build and read .docx files in tests."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from docx import Document
+from lxml import etree
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def make_docx(*paragraphs: str, header: str | None = None, footer: str | None = None,
+              title: str | None = None) -> bytes:
+    doc = Document()
+    for text in paragraphs:
+        doc.add_paragraph(text)
+    if header is not None:
+        doc.sections[0].header.paragraphs[0].text = header
+    if footer is not None:
+        doc.sections[0].footer.paragraphs[0].text = footer
+    if title is not None:
+        doc.core_properties.title = title
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
+
+
+def part_texts(docx: bytes | Path) -> dict[str, list[str]]:
+    """Paragraph texts of the body, every header, footer and the footnotes, by part name."""
+    raw = docx.read_bytes() if isinstance(docx, Path) else docx
+    result: dict[str, list[str]] = {}
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        for name in sorted(z.namelist()):
+            base = name.rsplit("/", 1)[-1]
+            if not (name == "word/document.xml" or base.startswith(("header", "footer", "footnotes"))):
+                continue
+            if not name.endswith(".xml") or not name.startswith("word/"):
+                continue
+            root = etree.fromstring(z.read(name))
+            result[name] = [
+                "".join(t.text or "" for t in p.iter(f"{W}t")) for p in root.iter(f"{W}p")
+            ]
+    return result
+
+
+def replace_in_zip(docx: bytes, name: str, content: bytes) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(docx))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            dst.writestr(item, content if item.filename == name else src.read(item))
+    return out.getvalue()

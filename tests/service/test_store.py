@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gendoc_service.errors import InvalidTemplateName, TemplateNotFound, VersionNotFound
+from gendoc_service.store import DirectoryStore, content_id, validate_name
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DirectoryStore:
+    s = DirectoryStore(tmp_path / "root", cache_bytes=1024)
+    s.open()
+    return s
+
+
+@pytest.mark.parametrize("name", ["invoice", "a", "Invoice-2026_v1.2", "x" * 128])
+def test_valid_names(name: str) -> None:
+    assert validate_name(name, 128) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "../etc", "..", "a/b", "a\\b", ".hidden", "a..b", "x" * 129, "in voice", "é", "-x"]
+)
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(InvalidTemplateName):
+        validate_name(name, 128)
+
+
+def test_version_id_is_content_hash_and_versions_are_immutable(store: DirectoryStore) -> None:
+    v1, new1 = store.put("t", b"one", {"a": None})
+    v2, new2 = store.put("t", b"two", {"b": None})
+    again, new3 = store.put("t", b"one", {"a": None})
+    assert (new1, new2, new3) == (True, True, False)
+    assert v1.id == content_id(b"one") == again.id
+    assert again.created == v1.created
+    # Re-uploading old bytes makes them current again.
+    assert store.current("t") == v1.id
+    assert store.get("t") == (v1.id, b"one")
+    assert store.get("t", v2.id) == (v2.id, b"two")
+    meta = store.describe("t")
+    assert {v["id"] for v in meta["versions"]} == {v1.id, v2.id}
+    assert meta["variables"] == {"a": None}
+
+
+def test_unknown_template_and_version(store: DirectoryStore) -> None:
+    with pytest.raises(TemplateNotFound):
+        store.get("missing")
+    store.put("t", b"x", {})
+    with pytest.raises(VersionNotFound):
+        store.get("t", "0" * 64)
+    with pytest.raises(VersionNotFound):
+        store.get("t", "not-a-hash")
+
+
+def test_delete_one_version_then_all(store: DirectoryStore) -> None:
+    v1, _ = store.put("t", b"one", {})
+    v2, _ = store.put("t", b"two", {})
+    store.delete("t", v2.id)
+    assert store.current("t") == v1.id
+    store.delete("t")
+    assert store.names() == []
+    with pytest.raises(TemplateNotFound):
+        store.describe("t")
+
+
+def test_interrupted_upload_leaves_nothing_visible(store: DirectoryStore) -> None:
+    """A crash between writing the .docx and its metadata: no version appears."""
+    directory = store.root / "t"
+    directory.mkdir()
+    (directory / f"{content_id(b'half')}.docx").write_bytes(b"half")
+    (directory / ".tmp-abc.docx").write_bytes(b"partial")
+    assert store.names() == []
+    v, _ = store.put("t", b"whole", {})
+    assert [x["id"] for x in store.describe("t")["versions"]] == [v.id]
+
+
+def test_writes_leave_no_temporary_files(store: DirectoryStore) -> None:
+    store.put("t", b"data", {})
+    assert not [p for p in os.listdir(store.root / "t") if p.startswith(".tmp")]
+
+
+def test_bytes_cache_serves_hot_templates_without_disk(store: DirectoryStore) -> None:
+    v, _ = store.put("t", b"cached", {})
+    (store.root / "t" / f"{v.id}.docx").write_bytes(b"changed on disk")
+    assert store.get("t")[1] == b"cached"
