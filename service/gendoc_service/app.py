@@ -25,6 +25,7 @@ from .rendering import Renderer
 from .routes import routes
 from .settings import ServiceSettings
 from .store import DirectoryStore
+from .workers import RenderPool, WorkerLimits
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,26 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
         state.store.open()
         state.admission = Admission(settings.concurrency, settings.queue_capacity, metrics)
         state.converter = ConverterClient(settings.converter_url) if settings.converter_url else None
+        pool = None
+        if settings.render_workers > 0:
+            pool = RenderPool(settings.render_workers, WorkerLimits(
+                cache_bytes=settings.cache_bytes // 2,
+                timeout=settings.render_timeout,
+                memory_bytes=settings.render_memory_mb * 1024 * 1024,
+                max_tasks=settings.render_max_tasks,
+            ))
+            await pool.start()
+
+            async def render_docx(docx: bytes, data: dict[str, Any], strict: bool, timeout: float) -> bytes:
+                return await pool.render(docx, data, strict, timeout)
+
+            state.render_docx = render_docx
+        state.render_pool = pool
         try:
             yield
         finally:
+            if pool is not None:
+                await pool.close()
             if state.converter is not None:
                 await state.converter.aclose()
 
@@ -100,7 +118,8 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
         settings.max_zip_entries, settings.max_unzipped_bytes, settings.max_compression_ratio
     )
 
-    async def render_docx(docx: bytes, data: dict[str, Any], strict: bool) -> bytes:
+    async def render_docx(docx: bytes, data: dict[str, Any], strict: bool, timeout: float) -> bytes:
+        # Without worker processes (render_workers=0): a thread, no time limit.
         return await to_thread.run_sync(functools.partial(renderer.render, docx, data, strict=strict))
 
     app.state.render_docx = render_docx

@@ -252,7 +252,7 @@ async def render(request: Request) -> Response:
         raise FormatNotImplemented("PDF output needs a converter; none is configured.")
     async with state.admission.slot(deadline):
         started = time.perf_counter()
-        document = await state.render_docx(job.docx, job.data, job.strict)
+        document = await state.render_docx(job.docx, job.data, job.strict, deadline - time.monotonic())
         state.metrics.render_seconds.observe(time.perf_counter() - started)
         if job.format == "pdf":
             started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -48,6 +49,22 @@ class ServiceSettings(BaseSettings):
     cache_bytes: int = Field(
         64 * MiB,
         description="Bound of the in-memory caches (template bytes, compiled Jinja parts), bytes.",
+    )
+
+    # Rendering runs in worker processes (docxtpl is CPU-bound Python; the GIL
+    # would hold it to one core and stall the event loop).
+    render_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        description="Render worker processes (default: CPU count); 0 renders in threads.",
+    )
+    render_timeout: float = Field(
+        10.0, description="Longest one render may take before its worker is replaced, seconds."
+    )
+    render_memory_mb: int = Field(
+        1024, description="Address-space limit of a render worker, MiB (0: none)."
+    )
+    render_max_tasks: int = Field(
+        2000, description="Renders after which a worker is replaced (bounds slow leaks)."
     )
 
     # Admission: how many render requests run at once and how many may wait.
