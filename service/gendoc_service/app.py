@@ -21,6 +21,7 @@ from .converter import ConverterClient
 from .errors import PROBLEM_CONTENT_TYPE, BadRequest, MethodNotAllowed, NotFound, Problem
 from .metrics import ServiceMetrics
 from .middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from .ratelimit import RateLimiter
 from .rendering import Renderer
 from .routes import routes
 from .settings import ServiceSettings
@@ -123,4 +124,8 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
         return await to_thread.run_sync(functools.partial(renderer.render, docx, data, strict=strict))
 
     app.state.render_docx = render_docx
+    app.state.rate_limiter = (
+        RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        if settings.rate_limit_per_minute > 0 else None
+    )
     return app

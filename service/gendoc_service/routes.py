@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from anyio import to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,9 +25,13 @@ from .errors import (
     InvalidJson,
     InvalidRequest,
     PayloadTooLarge,
+    TooManyRequests,
     UnsupportedMediaType,
 )
+from .ratelimit import client_key
 from .store import validate_name
+
+T = TypeVar("T")
 
 PDF_MEDIA_TYPE = "application/pdf"
 # Header a caller may send to shorten its deadline below the server's default.
@@ -234,8 +240,68 @@ async def _job_from_form(request: Request) -> RenderJob:
     return RenderJob(name, None, docx, body.data, body.format, body.strict, body.filename or name)
 
 
+def _rate_limit(request: Request) -> dict[str, str]:
+    """Charge one request to its client; 429 when the bucket is empty."""
+    limiter = request.app.state.rate_limiter
+    if limiter is None:
+        return {}
+    api_key = request.headers.get("x-api-key") or request.headers.get("authorization", "")[7:] or None
+    address = request.client.host if request.client else None
+    decision = limiter.take(client_key(api_key, address), time.monotonic())
+    if not decision.allowed:
+        request.app.state.metrics.rejected.labels("rate_limit").inc()
+        raise TooManyRequests("This client has used its request rate; retry later.",
+                              headers=decision.headers())
+    return decision.headers()
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run `work`, cancelling it if the client goes away first.
+
+    The body has been read by now, so the next ASGI message is the disconnect.
+    Cancelling frees the request's queue place at once (and its slot, when the
+    work inside the slot reaches a cancellation point).
+    """
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled():
+            request.app.state.metrics.rejected.labels("client_disconnected").inc()
+            raise ClientDisconnected from None
+        raise
+    finally:
+        watcher.cancel()
+
+
+class ClientDisconnected(Exception):
+    """The client went away; nobody will read a response."""
+
+
+async def _produce(state: Any, job: RenderJob, deadline: float) -> bytes:
+    async with state.admission.slot(deadline):
+        started = time.perf_counter()
+        document = await state.render_docx(job.docx, job.data, job.strict, deadline - time.monotonic())
+        state.metrics.render_seconds.observe(time.perf_counter() - started)
+        if job.format == "pdf":
+            started = time.perf_counter()
+            document = await state.converter.to_pdf(
+                document, timeout=deadline - time.monotonic(), filename=f"{job.name}.docx"
+            )
+            state.metrics.convert_seconds.observe(time.perf_counter() - started)
+    return document
+
+
 async def render(request: Request) -> Response:
     state = request.app.state
+    limit_headers = _rate_limit(request)
     deadline = deadline_for(request)
     media_type = _media_type(request)
     if media_type == "application/json":
@@ -250,18 +316,13 @@ async def render(request: Request) -> Response:
         )
     if job.format == "pdf" and state.converter is None:
         raise FormatNotImplemented("PDF output needs a converter; none is configured.")
-    async with state.admission.slot(deadline):
-        started = time.perf_counter()
-        document = await state.render_docx(job.docx, job.data, job.strict, deadline - time.monotonic())
-        state.metrics.render_seconds.observe(time.perf_counter() - started)
-        if job.format == "pdf":
-            started = time.perf_counter()
-            document = await state.converter.to_pdf(
-                document, timeout=deadline - time.monotonic(), filename=f"{job.name}.docx"
-            )
-            state.metrics.convert_seconds.observe(time.perf_counter() - started)
+    try:
+        document = await cancel_on_disconnect(request, _produce(state, job, deadline))
+    except ClientDisconnected:
+        return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
     media = PDF_MEDIA_TYPE if job.format == "pdf" else docxpkg.DOCX_MEDIA_TYPE
-    headers = {"Content-Disposition": f'attachment; filename="{_safe_filename(job.filename, job.format)}"'}
+    headers = {"Content-Disposition": f'attachment; filename="{_safe_filename(job.filename, job.format)}"',
+               **limit_headers}
     if job.version:
         headers["X-Template-Version"] = job.version
     return Response(document, media_type=media, headers=headers)

@@ -75,6 +75,16 @@ class ServiceSettings(BaseSettings):
         64, description="Requests that may wait for a slot; beyond it 429 + Retry-After."
     )
 
+    # Per-client rate limit on the render routes (token bucket keyed by API key,
+    # else client address). Off by default: inside a cluster many callers share
+    # few addresses, so the right numbers depend on the installation.
+    rate_limit_per_minute: float = Field(
+        0.0, description="Sustained renders per minute per client; 0 disables the limit."
+    )
+    rate_limit_burst: int = Field(
+        60, description="Renders a client may send at once before the rate applies."
+    )
+
     # Deadlines: a request that cannot finish within this gets 503 + Retry-After.
     request_timeout: float = Field(30.0, description="Default per-request deadline, seconds.")
     converter_timeout: float = Field(

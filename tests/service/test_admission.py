@@ -1,0 +1,120 @@
+"""Admission control against a real service: one slot, one queue place.
+
+A deliberately slow template holds the slot; the tests wait on the service's
+own gauges (never a fixed sleep) before each step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from docx_helpers import make_docx
+
+from conftest import ServerProcess, start_service
+from gendoc.readiness import wait_until
+
+# ~2-4 s of pure Jinja looping on this machine: long enough to hold the slot.
+SLOW = make_docx(
+    "{% set ns = namespace(n=0) %}{% for i in range(1500) %}{% for j in range(1000) %}"
+    "{% set ns.n = ns.n + j %}{% endfor %}{% endfor %}{{ ns.n }}"
+)
+FAST = make_docx("fast")
+
+
+@pytest.fixture(scope="module")
+def one_slot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_service(
+        tmp_path_factory.mktemp("admission"),
+        env={"GENDOC_CONCURRENCY": "1", "GENDOC_QUEUE_CAPACITY": "1", "GENDOC_RENDER_WORKERS": "1",
+             "GENDOC_RENDER_TIMEOUT": "20"},
+    )
+    yield server
+    server.stop()
+
+
+def gauge(server: ServerProcess, name: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert match, name
+    return float(match.group(1))
+
+
+def post(server: ServerProcess, template: bytes, **kw: object) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/render", files={"template": ("t.docx", template)},
+                      data={"data": json.dumps({}), "format": "docx"}, timeout=60, **kw)
+
+
+def in_background(fn, *args, **kw) -> tuple[threading.Thread, list]:  # type: ignore[no-untyped-def]
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(fn(*args, **kw)), daemon=True)
+    t.start()
+    return t, result
+
+
+def test_full_queue_is_429_with_retry_after(one_slot: ServerProcess) -> None:
+    t1, r1 = in_background(post, one_slot, SLOW)
+    wait_until(lambda: gauge(one_slot, "gendoc_inflight") == 1, 10, what="slot taken")
+    t2, r2 = in_background(post, one_slot, FAST)
+    wait_until(lambda: gauge(one_slot, "gendoc_queue_depth") == 1, 10, what="queue place taken")
+    refused = post(one_slot, FAST)
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["type"].endswith("/too-many-requests")
+    assert refused.elapsed.total_seconds() < 0.5  # answered at once, not after the queue
+    t1.join(60)
+    t2.join(60)
+    assert r1[0].status_code == 200 and r2[0].status_code == 200
+
+
+def test_deadline_passing_in_the_queue_is_503(one_slot: ServerProcess) -> None:
+    t1, r1 = in_background(post, one_slot, SLOW)
+    wait_until(lambda: gauge(one_slot, "gendoc_inflight") == 1, 10, what="slot taken")
+    late = post(one_slot, FAST, headers={"x-request-timeout": "0.3"})
+    assert late.status_code == 503
+    assert late.json()["type"].endswith("/deadline-exceeded")
+    assert int(late.headers["retry-after"]) >= 1
+    t1.join(60)
+    assert r1[0].status_code == 200
+
+
+def test_a_disconnected_client_leaves_the_queue(one_slot: ServerProcess) -> None:
+    t1, r1 = in_background(post, one_slot, SLOW)
+    wait_until(lambda: gauge(one_slot, "gendoc_inflight") == 1, 10, what="slot taken")
+    # This client gives up after 0.5 s, while it is still queued.
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{one_slot.url}/v1/render", files={"template": ("t.docx", FAST)},
+                   data={"format": "docx"}, timeout=httpx.Timeout(10, read=0.5))
+    wait_until(lambda: gauge(one_slot, "gendoc_queue_depth") == 0, 5, what="queue place freed")
+    assert gauge(one_slot, "gendoc_inflight") == 1  # the slow one is still being served
+    text = httpx.get(f"{one_slot.url}/metrics").text
+    assert 'gendoc_rejected_total{reason="client_disconnected"} 1.0' in text
+    t1.join(60)
+    assert r1[0].status_code == 200
+
+
+def test_bad_timeout_header_is_400(one_slot: ServerProcess) -> None:
+    r = post(one_slot, FAST, headers={"x-request-timeout": "soon"})
+    assert r.status_code == 400
+
+
+def test_rate_limit_answers_429_with_ratelimit_headers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    server = start_service(tmp_path_factory.mktemp("ratelimit"),
+                           env={"GENDOC_RATE_LIMIT_PER_MINUTE": "6", "GENDOC_RATE_LIMIT_BURST": "2"})
+    try:
+        first = post(server, FAST, headers={"x-api-key": "team-a"})
+        assert first.status_code == 200 and first.headers["ratelimit-remaining"] == "1"
+        assert post(server, FAST, headers={"x-api-key": "team-a"}).status_code == 200
+        refused = post(server, FAST, headers={"x-api-key": "team-a"})
+        assert refused.status_code == 429
+        assert refused.headers["ratelimit-limit"] == "2" and refused.headers["ratelimit-remaining"] == "0"
+        assert 1 <= int(refused.headers["retry-after"]) <= 10
+        # Another client has its own bucket.
+        assert post(server, FAST, headers={"x-api-key": "team-b"}).status_code == 200
+        assert "team-a" not in server.logs()
+    finally:
+        server.stop()
