@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,61 +48,41 @@ def _converter(args: argparse.Namespace) -> int:
 
 
 # -- gendoc up ------------------------------------------------------------------
-def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    import httpx
-
-    from gendoc.readiness import wait_until
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise SystemExit(f"gendoc up: {url} exited with {proc.returncode} before it was ready")
-        return httpx.get(url, timeout=1.0).status_code == 200
-
-    wait_until(ready, timeout, interval=0.2, what=url)
-
-
 def _up(args: argparse.Namespace) -> int:
     """Converter and service together on loopback; Ctrl-C or SIGTERM stops both."""
-    env = dict(os.environ)
+    from gendoc.procs import GendocProcess, spawn_gendoc
+
     converter_url = f"http://127.0.0.1:{args.converter_port}"
-    exe = [sys.executable, "-m", "gendoc"]
-    procs: list[subprocess.Popen[bytes]] = []
+    running: list[GendocProcess] = []
 
     def stop(*_: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        converter = subprocess.Popen([*exe, "converter", "--port", str(args.converter_port)], env=env)
-        procs.append(converter)
-        _wait_http(f"{converter_url}/health", args.start_timeout, converter)
-        service = subprocess.Popen(
-            [*exe, "serve", "--port", str(args.port), "--converter-url", converter_url,
+        # Same process group as `gendoc up`, so a terminal's Ctrl-C reaches all.
+        running.append(spawn_gendoc(
+            ["converter", "--port", str(args.converter_port)], args.converter_port, "/health",
+            timeout=args.start_timeout, new_session=False,
+        ))
+        running.append(spawn_gendoc(
+            ["serve", "--port", str(args.port), "--converter-url", converter_url,
              *(["--store-dir", str(args.store_dir)] if args.store_dir else [])],
-            env=env,
-        )
-        procs.append(service)
-        _wait_http(f"http://127.0.0.1:{args.port}/readyz", args.start_timeout, service)
+            args.port, "/readyz", timeout=args.start_timeout, new_session=False,
+        ))
         print(f"gendoc up: service http://127.0.0.1:{args.port}, converter {converter_url} "
               "(Ctrl-C stops both)", file=sys.stderr, flush=True)
         if args.ready_file:
             Path(args.ready_file).write_text("ready\n")
-        while all(p.poll() is None for p in procs):
+        while all(p.proc.poll() is None for p in running):
             time.sleep(0.5)
         return 1  # one of them died on its own
     except KeyboardInterrupt:
         return 0
     finally:
         # Service first (stops taking requests, drains), then the converter.
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for p in reversed(running):
+            p.stop()
 
 
 # -- gendoc render ----------------------------------------------------------------

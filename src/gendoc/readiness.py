@@ -11,6 +11,10 @@ class NotReady(TimeoutError):
     """The predicate did not hold before the deadline."""
 
 
+class Abort(Exception):
+    """Raised by a predicate to stop waiting at once (the thing will never be ready)."""
+
+
 def wait_until(
     predicate: Callable[[], object],
     timeout: float,
@@ -30,6 +34,8 @@ def wait_until(
             value = predicate()
             if value:
                 return value
+        except Abort:
+            raise
         except Exception as exc:  # noqa: BLE001 - "not ready yet" is any failure
             last_exc = exc
         if time.monotonic() >= deadline:
@@ -52,6 +58,8 @@ async def async_wait_until(
             value = await predicate()
             if value:
                 return value
+        except Abort:
+            raise
         except Exception as exc:  # noqa: BLE001
             last_exc = exc
         if time.monotonic() >= deadline:

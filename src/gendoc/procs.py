@@ -1,0 +1,88 @@
+"""Starting and stopping `gendoc` processes on loopback (gendoc up, the bench, the tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from gendoc.readiness import Abort, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class GendocProcess:
+    """A real `gendoc <subcommand>` process listening on 127.0.0.1."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path | None
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM (graceful: drain, stop children), then SIGKILL after `timeout`."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL) if self._own_group() else self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def _own_group(self) -> bool:
+        try:
+            return os.getpgid(self.proc.pid) == self.proc.pid
+        except ProcessLookupError:
+            return False
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log else ""
+
+
+def spawn_gendoc(
+    args: list[str],
+    port: int,
+    ready_path: str,
+    *,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    new_session: bool = True,
+) -> GendocProcess:
+    """Start `python -m gendoc ARGS` and wait until GET ready_path answers 200."""
+    out = log.open("wb") if log else None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gendoc", *args],
+            stdout=out, stderr=subprocess.STDOUT if out else None,
+            env={**os.environ, **(env or {})}, start_new_session=new_session,
+        )
+    finally:
+        if out:
+            out.close()  # the child holds its own descriptor
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            detail = log.read_text(errors="replace") if log else ""
+            raise Abort(f"gendoc {args[0]} exited with {proc.returncode}:\n{detail[-4000:]}")
+        return httpx.get(url + ready_path, timeout=2).status_code == 200
+
+    try:
+        wait_until(ready, timeout, interval=0.1, what=f"gendoc {args[0]} on {url}")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return GendocProcess(url, proc, log)
