@@ -123,6 +123,18 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- gendoc bench -------------------------------------------------------------------
+def _bench(argv: list[str]) -> int:
+    """`gendoc bench [stack|converter] ...`: each suite parses its own options."""
+    if argv[:1] == ["converter"]:
+        from gendoc_converter.bench import main as converter_bench
+
+        return converter_bench(argv[1:])
+    from gendoc.bench import main as stack_bench
+
+    return stack_bench(argv[1:] if argv[:1] == ["stack"] else argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gendoc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,9 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0)
     p.set_defaults(func=_render)
 
+    # Listed for --help; `main` hands its arguments to the suite's own parser.
+    sub.add_parser("bench", help="load benchmark, baselines in the same run: "
+                   "`gendoc bench [stack|converter] --help`")
+
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
