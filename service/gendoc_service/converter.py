@@ -16,6 +16,7 @@ CONVERT_PATH = "/forms/libreoffice/convert"
 # Header our converter reads to stop working on a request nobody waits for any
 # more; a real Gotenberg ignores it (its own limit is --api-timeout).
 DEADLINE_HEADER = "Gendoc-Timeout"
+_DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 class ConverterClient:
@@ -40,13 +41,19 @@ class ConverterClient:
 
     async def to_pdf(self, docx: bytes, *, timeout: float, filename: str = "document.docx") -> bytes:
         """Convert one document; `timeout` is what is left of the request's deadline."""
+        return await self.convert([(filename, docx)], timeout=timeout)
+
+    async def convert(self, documents: list[tuple[str, bytes]], *, timeout: float,
+                      merge: bool = False) -> bytes:
+        """Convert documents: one PDF for one document or with `merge`, else a zip."""
         if timeout <= 0:
             raise DeadlineExceeded("No time was left for the PDF conversion.", headers=retry_after(1))
         headers = {"Gotenberg-Trace": request_id.get(), DEADLINE_HEADER: f"{timeout:.3f}"}
-        files = {"files": (filename, docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")}
+        files = [("files", (name, data, _DOCX)) for name, data in documents]
         try:
             response = await self._http.post(
                 CONVERT_PATH, files=files, headers=headers,
+                data={"merge": "true"} if merge else None,
                 timeout=httpx.Timeout(timeout, connect=min(2.0, timeout)),
             )
         except httpx.TimeoutException:

@@ -40,12 +40,13 @@ class RateLimiter:
         self.max_clients = max_clients
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, time)
 
-    def take(self, key: str, now: float) -> Decision:
+    def take(self, key: str, now: float, cost: int = 1) -> Decision:
+        """Charge `cost` tokens (a batch costs one per document)."""
         tokens, last = self._buckets.pop(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        allowed = tokens >= 1.0
+        allowed = tokens >= cost
         if allowed:
-            tokens -= 1.0
+            tokens -= cost
         self._buckets[key] = (tokens, now)
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
@@ -55,7 +56,7 @@ class RateLimiter:
             limit=self.burst,
             remaining=int(tokens),
             reset=missing / self.rate if self.rate else 0.0,
-            retry_after=0.0 if allowed else (1.0 - tokens) / self.rate,
+            retry_after=0.0 if allowed else (min(cost, self.burst) - tokens) / self.rate,
         )
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -19,23 +17,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import docxpkg
-from .errors import (
-    BadRequest,
-    FormatNotImplemented,
-    InvalidJson,
-    InvalidRequest,
-    PayloadTooLarge,
-    TooManyRequests,
-    UnsupportedMediaType,
+from .batch import render_batch
+from .errors import BadRequest, FormatNotImplemented, PayloadTooLarge, UnsupportedMediaType
+from .handling import (
+    deadline_for,
+    media_type,
+    parse_json,
+    rate_limit,
+    read_body,
+    safe_filename,
+    validation_problem,
 )
-from .ratelimit import client_key
 from .store import validate_name
 
 T = TypeVar("T")
 
 PDF_MEDIA_TYPE = "application/pdf"
-# Header a caller may send to shorten its deadline below the server's default.
-TIMEOUT_HEADER = "x-request-timeout"
 _TEMPLATE_MEDIA_TYPES = {docxpkg.DOCX_MEDIA_TYPE, "application/octet-stream"}
 
 
@@ -59,61 +56,6 @@ class RenderJob:
     format: str
     strict: bool
     filename: str
-
-
-# -- helpers --------------------------------------------------------------
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def read_body(request: Request, limit: int, what: str) -> bytes:
-    """The whole body, refusing with 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The {what} is {declared} bytes; at most {limit} are allowed.", limit=limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The {what} exceeds {limit} bytes.", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse_json(raw: bytes | str, what: str) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJson(f"The {what} is not valid JSON: {exc}.") from None
-
-
-def _validation_problem(exc: ValidationError) -> InvalidRequest:
-    errors = [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
-    ]
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return InvalidRequest(f"The request does not match the API: {summary}.", errors=errors)
-
-
-def _safe_filename(name: str, extension: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit(".", 1)[0] if name.endswith((".pdf", ".docx")) else name)
-    return f"{stem[:100] or 'document'}.{extension}"
-
-
-def deadline_for(request: Request) -> float:
-    """This request's deadline as a time.monotonic() value."""
-    settings = request.app.state.settings
-    timeout = settings.request_timeout
-    asked = request.headers.get(TIMEOUT_HEADER)
-    if asked is not None:
-        try:
-            timeout = min(timeout, float(asked))
-        except ValueError:
-            raise BadRequest(f"{TIMEOUT_HEADER} must be a number of seconds.") from None
-        if timeout <= 0:
-            raise BadRequest(f"{TIMEOUT_HEADER} must be positive.")
-    return time.monotonic() + timeout
 
 
 # -- health and metrics ----------------------------------------------------
@@ -150,7 +92,7 @@ async def list_templates(request: Request) -> Response:
 async def put_template(request: Request) -> Response:
     state = request.app.state
     name = validate_name(request.path_params["name"], state.settings.max_name_length)
-    if _media_type(request) not in _TEMPLATE_MEDIA_TYPES | {""}:
+    if media_type(request) not in _TEMPLATE_MEDIA_TYPES | {""}:
         raise UnsupportedMediaType(
             f"Upload the .docx bytes as {docxpkg.DOCX_MEDIA_TYPE} (or application/octet-stream).",
             accepted=sorted(_TEMPLATE_MEDIA_TYPES),
@@ -201,9 +143,9 @@ async def _job_from_json(request: Request) -> RenderJob:
     # The body is mostly the data; allow a little for the other fields.
     raw = await read_body(request, settings.max_data_bytes + 4096, "request body")
     try:
-        body = RenderRequest.model_validate(_parse_json(raw, "request body"))
+        body = RenderRequest.model_validate(parse_json(raw, "request body"))
     except ValidationError as exc:
-        raise _validation_problem(exc) from None
+        raise validation_problem(exc) from None
     vid, docx = await to_thread.run_sync(request.app.state.store.get, body.template, body.version)
     return RenderJob(body.template, vid, docx, body.data, body.format, body.strict,
                      body.filename or body.template)
@@ -228,31 +170,16 @@ async def _job_from_form(request: Request) -> RenderJob:
             raise PayloadTooLarge(f"The data exceeds {settings.max_data_bytes} bytes.",
                                   limit=settings.max_data_bytes)
         fields = {k: v for k, v in form.items() if k in ("format", "strict", "filename")}
-    data = _parse_json(raw_data, "'data' part")
+    data = parse_json(raw_data, "'data' part")
     try:
         body = RenderRequest.model_validate(
             {"template": upload.filename or "document", "data": data, **fields}
         )
     except ValidationError as exc:
-        raise _validation_problem(exc) from None
+        raise validation_problem(exc) from None
     await to_thread.run_sync(docxpkg.inspect, docx, request.app.state.package_limits)
     name = (upload.filename or "document").rsplit(".", 1)[0]
     return RenderJob(name, None, docx, body.data, body.format, body.strict, body.filename or name)
-
-
-def _rate_limit(request: Request) -> dict[str, str]:
-    """Charge one request to its client; 429 when the bucket is empty."""
-    limiter = request.app.state.rate_limiter
-    if limiter is None:
-        return {}
-    api_key = request.headers.get("x-api-key") or request.headers.get("authorization", "")[7:] or None
-    address = request.client.host if request.client else None
-    decision = limiter.take(client_key(api_key, address), time.monotonic())
-    if not decision.allowed:
-        request.app.state.metrics.rejected.labels("rate_limit").inc()
-        raise TooManyRequests("This client has used its request rate; retry later.",
-                              headers=decision.headers())
-    return decision.headers()
 
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -301,12 +228,12 @@ async def _produce(state: Any, job: RenderJob, deadline: float) -> bytes:
 
 async def render(request: Request) -> Response:
     state = request.app.state
-    limit_headers = _rate_limit(request)
+    limit_headers = rate_limit(request)
     deadline = deadline_for(request)
-    media_type = _media_type(request)
-    if media_type == "application/json":
+    kind = media_type(request)
+    if kind == "application/json":
         job = await _job_from_json(request)
-    elif media_type == "multipart/form-data":
+    elif kind == "multipart/form-data":
         job = await _job_from_form(request)
     else:
         raise UnsupportedMediaType(
@@ -321,7 +248,7 @@ async def render(request: Request) -> Response:
     except ClientDisconnected:
         return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
     media = PDF_MEDIA_TYPE if job.format == "pdf" else docxpkg.DOCX_MEDIA_TYPE
-    headers = {"Content-Disposition": f'attachment; filename="{_safe_filename(job.filename, job.format)}"',
+    headers = {"Content-Disposition": f'attachment; filename="{safe_filename(job.filename, job.format)}"',
                **limit_headers}
     if job.version:
         headers["X-Template-Version"] = job.version
@@ -338,4 +265,6 @@ routes = [
     Route("/v1/templates/{name}", delete_template, methods=["DELETE"]),
     Route("/v1/templates/{name}/content", get_template_content, methods=["GET"]),
     Route("/v1/render", render, methods=["POST"]),
+    Route("/v1/render/batch", render_batch, methods=["POST"]),
 ]
+

@@ -34,6 +34,7 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(
         12 * MiB, description="Largest request body of any kind (413 beyond), bytes."
     )
+    max_batch_items: int = Field(500, description="Most data sets in one batch request.")
     max_name_length: int = Field(128, description="Longest template name, characters.")
 
     # docx packages are zip files; these bound what a hostile one can cost

@@ -65,7 +65,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, limits: WorkerLimi
             os._exit(3)
         except RecursionError:
             reply = ("problem", "TemplateRenderProblem", "The template nests too deeply.", {})
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which logs it
+        except Exception as exc:  # reported to the parent, which logs it
             reply = ("error", f"{type(exc).__name__}: {exc}")
         conn.send(reply)
 

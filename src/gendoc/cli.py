@@ -22,10 +22,10 @@ def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
 # -- gendoc serve ------------------------------------------------------------
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from gendoc import logs
     from gendoc_service.app import create_app
     from gendoc_service.settings import ServiceSettings
+
+    from gendoc import logs
 
     settings = ServiceSettings(**_overrides(
         args, ["host", "port", "store_dir", "converter_url", "concurrency", "queue_capacity", "log_level"]

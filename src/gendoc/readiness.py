@@ -36,7 +36,7 @@ def wait_until(
                 return value
         except Abort:
             raise
-        except Exception as exc:  # noqa: BLE001 - "not ready yet" is any failure
+        except Exception as exc:  # "not ready yet" is any failure
             last_exc = exc
         if time.monotonic() >= deadline:
             raise NotReady(f"{what} not true after {timeout:.1f}s") from last_exc
@@ -60,7 +60,7 @@ async def async_wait_until(
                 return value
         except Abort:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             last_exc = exc
         if time.monotonic() >= deadline:
             raise NotReady(f"{what} not true after {timeout:.1f}s") from last_exc
