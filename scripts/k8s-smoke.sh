@@ -8,6 +8,7 @@
 #
 # Everything listens on 127.0.0.1 free ports; every wait is bounded
 # (SMOKE_TIMEOUT seconds per wait, default 90). Exit 0 = all checks passed.
+# SMOKE_LOGS=DIR keeps the components' logs there (they are shown on failure).
 # The flags here are the ones documented in docs/k8s-test-tier.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,7 @@ cleanup() {
       tail -n 15 "$f" >&2
     done
   fi
+  if [ -n "${SMOKE_LOGS:-}" ]; then mkdir -p "$SMOKE_LOGS" && cp "$WORK"/*.log "$SMOKE_LOGS"/ 2>/dev/null || true; fi
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -149,7 +151,8 @@ echo "ready after $((SECONDS - t0))s"
 say "kubectl get ns"
 "${KC[@]}" get ns
 say "kubectl api-resources | head"
-"${KC[@]}" api-resources 2>&1 | head
+"${KC[@]}" api-resources >api-resources.txt # not piped: head would SIGPIPE kubectl
+head api-resources.txt
 say "RBAC is enforced: an unknown service account may not list pods"
 if "${KC[@]}" get pods -A --as system:serviceaccount:default:nobody >/dev/null 2>&1; then
   echo "k8s-smoke: expected RBAC to forbid this" >&2; exit 1

@@ -59,10 +59,12 @@ if ! flock -n 9; then
   flock 9
 fi
 if all_present; then echo "$BIN"; exit 0; fi
+rm -f "$BIN"/.*.tmp.* # leftovers of an interrupted run (we hold the lock)
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gendoc-k8s-tools.XXXXXX")"
 cleanup() { rm -rf "$WORK"; rm -f "$BIN"/.*.tmp.$$; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # Static binaries that run on any Linux of this kind; user GOFLAGS (e.g.
 # -mod=vendor) must not leak in. GOMODCACHE/GOCACHE stay at their defaults
@@ -93,7 +95,7 @@ k8s_wrapper() {
   [ -n "$K8S_MOD" ] && return 0
   K8S_MOD="$WORK/k8s"
   mkdir -p "$K8S_MOD"
-  log "reading k8s.io/kubernetes@$K8S_VERSION's go.mod (first time: downloads its source)"
+  log "reading k8s.io/kubernetes@$K8S_VERSION's go.mod (downloads its source unless in the module cache)"
   local gomod
   gomod="$(cd "$WORK" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
     sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
