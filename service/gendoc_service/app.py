@@ -18,9 +18,14 @@ from starlette.responses import JSONResponse
 from . import docxpkg
 from .admission import Admission
 from .converter import ConverterClient
-from .errors import PROBLEM_CONTENT_TYPE, BadRequest, MethodNotAllowed, NotFound, Problem
+from .errors import BadRequest, MethodNotAllowed, NotFound, Problem
 from .metrics import ServiceMetrics
-from .middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from .middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+)
 from .ratelimit import RateLimiter
 from .rendering import Renderer
 from .routes import routes
@@ -32,12 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def problem_response(problem: Problem, request: Request) -> JSONResponse:
-    return JSONResponse(
-        problem.body(instance=request.url.path),
-        status_code=problem.status,
-        headers=problem.headers,
-        media_type=PROBLEM_CONTENT_TYPE,
-    )
+    return problem.response(instance=request.url.path)
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
@@ -100,7 +100,8 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware, metrics=metrics),
-            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes),
+            Middleware(ApiKeyMiddleware, keys=settings.accepted_api_keys()),
+            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, timeout=settings.body_timeout),
         ],
         exception_handlers={
             Problem: _on_problem,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from starlette.responses import JSONResponse
+
 PROBLEM_BASE = "https://gendoc.io/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -33,6 +35,10 @@ class Problem(Exception):
     @property
     def type(self) -> str:
         return PROBLEM_BASE + self.slug
+
+    def response(self, instance: str | None = None) -> JSONResponse:
+        return JSONResponse(self.body(instance), status_code=self.status, headers=self.headers,
+                            media_type=PROBLEM_CONTENT_TYPE)
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -65,6 +71,14 @@ class InvalidTemplateName(Problem):
 
 class InvalidDocx(Problem):
     status, slug, title = 422, "invalid-docx", "Not a usable .docx template"
+
+
+class Unauthorized(Problem):
+    status, slug, title = 401, "unauthorized", "A valid API key is required"
+
+
+class RequestTimeout(Problem):
+    status, slug, title = 408, "request-timeout", "The request body arrived too slowly"
 
 
 class TemplateNotFound(Problem):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import re
 import time
 import uuid
@@ -11,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gendoc.logs import request_id
 
-from .errors import PayloadTooLarge
+from .errors import PayloadTooLarge, RequestTimeout, Unauthorized
 from .metrics import ServiceMetrics
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -44,15 +46,17 @@ class RequestIdMiddleware:
 
 
 class BodyLimitMiddleware:
-    """No request body of any kind beyond `limit` bytes, declared or streamed.
+    """No request body beyond `limit` bytes, declared or streamed, nor slower than `timeout`.
 
-    Routes apply their own tighter limits; this one bounds what a multipart
-    parser or any future route could be made to buffer.
+    Routes apply their own tighter size limits; this one bounds what a multipart
+    parser or any future route could be made to buffer, and how long a slow
+    upload may hold a connection (408 once the body takes longer than `timeout`).
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,17 +64,60 @@ class BodyLimitMiddleware:
             return
         received = 0
         limit = self.limit
+        body_deadline = time.monotonic() + self.timeout
+        body_done = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # after the body, only a disconnect can come: no limit
+                return await receive()
+            try:
+                async with asyncio.timeout(max(body_deadline - time.monotonic(), 0.001)):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"The request body did not arrive within {self.timeout:g} s."
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise PayloadTooLarge(f"The request body exceeds {limit} bytes.", limit=limit)
+                body_done = not message.get("more_body", False)
             return message
 
         await self.app(scope, bounded_receive, send)
+
+
+class ApiKeyMiddleware:
+    """When keys are configured, /v1/* needs one (X-API-Key or Authorization: Bearer).
+
+    Health and metrics stay open for probes and scrapers. Keys are compared in
+    constant time and never logged.
+    """
+
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+        self.app = app
+        self.keys = [k.encode() for k in keys]
+
+    def _allowed(self, headers: dict[bytes, bytes]) -> bool:
+        given = headers.get(b"x-api-key") or b""
+        auth = headers.get(b"authorization", b"")
+        if not given and auth[:7].lower() == b"bearer ":
+            given = auth[7:].strip()
+        # Compare against every key, so timing does not tell which one is close.
+        return bool(given) and sum(hmac.compare_digest(given, k) for k in self.keys) > 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or not self.keys or not scope["path"].startswith("/v1/")
+                or self._allowed(dict(scope["headers"]))):
+            await self.app(scope, receive, send)
+            return
+        # Outside the exception middleware: answer here rather than raise.
+        problem = Unauthorized(
+            "Send a valid API key in X-API-Key or Authorization: Bearer.",
+            headers={"WWW-Authenticate": 'Bearer realm="gendoc"'},
+        )
+        await problem.response(scope["path"])(scope, receive, send)
 
 
 class MetricsMiddleware:

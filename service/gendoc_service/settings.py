@@ -86,11 +86,27 @@ class ServiceSettings(BaseSettings):
         60, description="Renders a client may send at once before the rate applies."
     )
 
+    # Optional API keys (off when empty). In Kubernetes, mount a Secret and point
+    # api_keys_file at it: one key per line; the file is read at start-up.
+    api_keys: list[str] = Field(
+        default_factory=list, description="Accepted API keys (JSON list in GENDOC_API_KEYS)."
+    )
+    api_keys_file: Path | None = Field(None, description="File with one API key per line.")
+
+    # Slow uploads hold a connection and a parser; bound the time to send a body.
+    body_timeout: float = Field(30.0, description="Longest time to receive a request body, seconds.")
+
     # Deadlines: a request that cannot finish within this gets 503 + Retry-After.
     request_timeout: float = Field(30.0, description="Default per-request deadline, seconds.")
     converter_timeout: float = Field(
         30.0, description="Longest a single conversion may take at the converter, seconds."
     )
+
+    def accepted_api_keys(self) -> list[str]:
+        keys = list(self.api_keys)
+        if self.api_keys_file is not None:
+            keys += [k.strip() for k in self.api_keys_file.read_text().splitlines() if k.strip()]
+        return keys
 
     log_level: str = Field("info", description="Log level.")
     log_format: str = Field("text", description="'text' or 'json' (one JSON object per line).")
