@@ -64,3 +64,10 @@ def test_body_too_large_streamed_without_length(small: ServerProcess) -> None:
 
 def test_service_still_healthy(small: ServerProcess, tmp_path: Path) -> None:
     assert httpx.get(f"{small.url}/healthz").status_code == 200
+
+
+def test_thousands_of_multipart_fields_are_refused(small: ServerProcess) -> None:
+    fields = {f"f{i}": "x" for i in range(2000)}
+    r = httpx.post(f"{small.url}/v1/render", data=fields, files={"template": ("t.docx", b"x")})
+    assert r.status_code == 400
+    assert r.json()["type"].endswith("/bad-request") and "fields" in r.json()["detail"]
