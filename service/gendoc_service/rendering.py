@@ -19,10 +19,12 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from lxml import etree
 
+from . import richdata
 from . import variables as variables_mod
 from .cache import ByteLRU
 from .errors import (
     InvalidDocx,
+    Problem,
     TemplateRenderProblem,
     TemplateSecurityProblem,
     TemplateSyntaxProblem,
@@ -227,6 +229,9 @@ class Renderer:
     def render(self, docx: bytes, data: dict[str, Any], *, strict: bool = False) -> bytes:
         tpl = _Template(io.BytesIO(docx))
         env = self._strict if strict else self._lenient
+        if richdata.has_markers(data):
+            tpl.init_docx()  # images and links attach to the document being rendered
+            data = richdata.materialize(tpl, data)
         context = _track(data, "") if strict else data
         missing: list[str] = []
         token = _missing.set(missing if strict else None)
@@ -236,6 +241,8 @@ class Renderer:
             part = tpl.current_rendering_part
             partname = getattr(part, "partname", None) or str(part or "/word/document.xml")
             raise _syntax_problem(exc, str(partname), exc.source) from None
+        except Problem:
+            raise
         except SecurityError as exc:
             raise TemplateSecurityProblem(f"The template tried an unsafe operation: {exc}.") from None
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError,
