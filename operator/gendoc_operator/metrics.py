@@ -1,0 +1,131 @@
+"""From two scrapes of a pod's /metrics to rates, and from pods to the fleet.
+
+Pure functions over Prometheus text; the operator does the HTTP. Counters are
+turned into rates by their delta over the period (a counter that went down means
+the pod restarted: its new value is the delta). p95 comes from histogram bucket
+deltas, interpolated within the bucket as Prometheus' histogram_quantile does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from .scaling import FleetMetrics
+
+RENDER_ROUTES = frozenset({"/v1/render", "/v1/render/batch"})
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """The parts of one pod's /metrics the scaler uses."""
+
+    requests: dict[str, float] = field(default_factory=dict)  # status code -> count (render routes)
+    buckets: dict[float, float] = field(default_factory=dict)  # le -> cumulative count (render routes)
+    duration_sum: float = 0.0
+    duration_count: float = 0.0
+    queue: float = 0.0
+    inflight: float = 0.0
+    slots: float = 0.0
+
+
+def parse(text: str) -> Scrape:
+    requests: dict[str, float] = {}
+    buckets: dict[float, float] = {}
+    total_sum = total_count = queue = inflight = slots = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            name = sample.name
+            if name == "gendoc_requests_total" and labels.get("route") in RENDER_ROUTES:
+                requests[labels["code"]] = requests.get(labels["code"], 0.0) + sample.value
+            elif name == "gendoc_request_duration_seconds_bucket" and labels.get("route") in RENDER_ROUTES:
+                le = math.inf if labels["le"] in ("+Inf", "inf") else float(labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + sample.value
+            elif name == "gendoc_request_duration_seconds_sum" and labels.get("route") in RENDER_ROUTES:
+                total_sum += sample.value
+            elif name == "gendoc_request_duration_seconds_count" and labels.get("route") in RENDER_ROUTES:
+                total_count += sample.value
+            elif name == "gendoc_queue_depth":
+                queue = sample.value
+            elif name == "gendoc_inflight":
+                inflight = sample.value
+            elif name == "gendoc_concurrency":
+                slots = sample.value
+    return Scrape(requests, buckets, total_sum, total_count, queue, inflight, slots)
+
+
+def _delta(new: float, old: float) -> float:
+    return new if new < old else new - old  # a reset restarts the count
+
+
+@dataclass(frozen=True)
+class PodRates:
+    arrivals: float  # per second, any status
+    completions: float  # 2xx per second
+    rejections: float  # 429 and 503 per second
+    bucket_deltas: dict[float, float]
+    duration_sum: float
+    duration_count: float
+    queue: float
+    inflight: float
+    slots: float
+
+
+def rates(old: Scrape, new: Scrape, seconds: float) -> PodRates:
+    codes = set(old.requests) | set(new.requests)
+    delta = {c: _delta(new.requests.get(c, 0.0), old.requests.get(c, 0.0)) for c in codes}
+    reset = new.duration_count < old.duration_count
+    return PodRates(
+        arrivals=sum(delta.values()) / seconds,
+        completions=sum(v for c, v in delta.items() if c.startswith("2")) / seconds,
+        rejections=sum(v for c, v in delta.items() if c in ("429", "503")) / seconds,
+        bucket_deltas={le: (v if reset else v - old.buckets.get(le, 0.0)) for le, v in new.buckets.items()},
+        duration_sum=new.duration_sum if reset else new.duration_sum - old.duration_sum,
+        duration_count=new.duration_count if reset else new.duration_count - old.duration_count,
+        queue=new.queue,
+        inflight=new.inflight,
+        slots=new.slots,
+    )
+
+
+def quantile(q: float, cumulative: dict[float, float]) -> float | None:
+    """histogram_quantile over cumulative bucket counts; None without observations."""
+    bounds = sorted(cumulative)
+    if not bounds or cumulative[bounds[-1]] <= 0:
+        return None
+    total = cumulative[bounds[-1]]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for le in bounds:
+        count = cumulative[le]
+        if count >= rank:
+            if math.isinf(le):
+                return lower_bound  # beyond the last finite bucket: its bound is all we know
+            if count == lower_count:
+                return le
+            return lower_bound + (le - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = le, count
+    return bounds[-1]
+
+
+def fleet(pods: list[PodRates]) -> FleetMetrics:
+    merged: dict[float, float] = {}
+    for pod in pods:
+        for le, v in pod.bucket_deltas.items():
+            merged[le] = merged.get(le, 0.0) + v
+    count = sum(p.duration_count for p in pods)
+    slots = [p.slots for p in pods if p.slots]
+    return FleetMetrics(
+        pods=len(pods),
+        arrival_rps=sum(p.arrivals for p in pods),
+        completion_rps=sum(p.completions for p in pods),
+        rejection_rps=sum(p.rejections for p in pods),
+        p95_seconds=quantile(0.95, merged),
+        mean_seconds=(sum(p.duration_sum for p in pods) / count) if count else None,
+        queue=sum(p.queue for p in pods),
+        inflight=sum(p.inflight for p in pods),
+        slots_per_pod=sum(slots) / len(slots) if slots else 8.0,
+    )

@@ -1,0 +1,201 @@
+"""The scaling decision: fleet metrics + spec + history -> desired replicas and a reason.
+
+Pure: no clock, no I/O; the caller passes `now` and keeps the returned history.
+In the spirit of the Kubernetes HPA (tolerance band, bounded scale-up steps, a
+scale-down stabilisation window, pods without metrics set aside), but with
+rules that understand this workload:
+
+* rate rule: the fleet must absorb the observed arrival rate λ (and at least the
+  spec's requestsPerMinute). With per-pod capacity μ, it needs λ / (μ·u) pods,
+  u being the target utilisation. μ comes from the spec, else is measured: when
+  pods are saturated (a queue, rejections, or every slot busy) their completion
+  rate *is* their capacity. Before either, Little's law gives an optimistic
+  bound: a pod with c slots and service time W completes at most c/W per second
+  (in-flight = arrival rate × latency), so it never scales up too far; the
+  queue and latency rules then push, and the first saturation teaches μ.
+* queue rule: at most maxQueuePerPod requests waiting per pod.
+* latency rule: p95 at or under the target.
+When μ is known the rate rule sizes the fleet and the other two only add one
+pod at a time while they are violated (the transient backlog of a step drains
+through the (1-u) headroom without overshooting). When μ is unknown they size
+it as the HPA would, by the ratio of observed to target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class FleetMetrics:
+    """What the collector derived from the ready pods' /metrics over one period."""
+
+    pods: int  # pods that contributed metrics
+    arrival_rps: float  # render requests answered per second, any status (the demand)
+    completion_rps: float  # 2xx per second
+    rejection_rps: float = 0.0  # 429/503 per second
+    p95_seconds: float | None = None  # None: no request finished in the period
+    mean_seconds: float | None = None
+    queue: float = 0.0  # waiting, summed over pods
+    inflight: float = 0.0  # being served, summed over pods
+    slots_per_pod: float = 8.0  # gendoc_concurrency
+
+
+@dataclass(frozen=True)
+class Target:
+    p95_seconds: float = 2.0
+    max_queue_per_pod: float = 10.0
+    requests_per_minute: float = 0.0  # a floor: the fleet must absorb at least this
+    capacity_per_pod_rpm: float | None = None  # set when known; else measured
+    utilization: float = 0.8
+
+
+@dataclass(frozen=True)
+class Policy:
+    min_replicas: int = 1
+    max_replicas: int = 10
+    tolerance: float = 0.1
+    scale_down_window_seconds: float = 300.0
+    # Per period, scale up to at most max(factor × current, current + pods) (HPA's defaults).
+    max_scale_up_factor: float = 2.0
+    max_scale_up_pods: int = 4
+
+
+@dataclass(frozen=True)
+class History:
+    recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas) within the window
+    capacity_rps: float | None = None  # learned per-pod capacity
+    last_scale_time: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    replicas: int
+    reason: str
+    rules: dict[str, int | None] = field(default_factory=dict)
+    capacity_rps: float | None = None
+    history: History = field(default_factory=History)
+
+
+def _saturated(m: FleetMetrics) -> bool:
+    return m.queue > 0.5 or m.rejection_rps > 0 or m.inflight >= 0.9 * m.slots_per_pod * m.pods
+
+
+def learn_capacity(m: FleetMetrics, previous: float | None) -> float | None:
+    """Per-pod capacity (req/s) from a saturated period's completions, smoothed."""
+    if m.pods == 0 or not _saturated(m) or m.completion_rps <= 0:
+        return previous
+    observed = m.completion_rps / m.pods
+    return observed if previous is None else 0.5 * previous + 0.5 * observed
+
+
+def desired_replicas(
+    current: int,
+    metrics: FleetMetrics | None,
+    target: Target,
+    policy: Policy,
+    history: History,
+    now: float,
+    *,
+    pods_without_metrics: int = 0,
+) -> Decision:
+    clamp = lambda n: max(policy.min_replicas, min(policy.max_replicas, n))  # noqa: E731
+    if metrics is None or metrics.pods == 0:
+        held = clamp(current)
+        return Decision(held, f"no pod reported metrics: holding {held}", {}, history.capacity_rps,
+                        history)
+
+    capacity, source = _capacity(metrics, target, history)
+    demand = max(metrics.arrival_rps, target.requests_per_minute / 60.0)
+    rules: dict[str, int | None] = {}
+    rules["rate"] = math.ceil(demand / (capacity * target.utilization) - 1e-9) if capacity else None
+    queue_per_pod = metrics.queue / metrics.pods
+    p95 = metrics.p95_seconds
+    # Queue and latency judge the pods that serve now; while a change is still
+    # starting pods (some have no metrics yet) they abstain, or every period of
+    # the start-up delay would add another pod for the same shortfall.
+    # As in the HPA, a metric within the tolerance band of its target is on target.
+    settled = pods_without_metrics == 0
+    slack = 1 + policy.tolerance
+    queue_violated = settled and queue_per_pod > target.max_queue_per_pod * slack
+    latency_violated = settled and p95 is not None and p95 > target.p95_seconds * slack
+    if source in ("spec", "measured"):
+        # μ known: the rate rule sizes; violations add one pod beyond what it says.
+        nudge = current + 1 if (rules["rate"] or 0) <= current else None
+        rules["queue"] = nudge if queue_violated else None
+        rules["latency"] = nudge if latency_violated else None
+    else:
+        ready = metrics.pods
+        rules["queue"] = (math.ceil(ready * queue_per_pod / target.max_queue_per_pod)
+                          if queue_violated else None)
+        rules["latency"] = (math.ceil(ready * p95 / target.p95_seconds)
+                            if latency_violated and p95 else None)
+
+    opinions = {k: v for k, v in rules.items() if v is not None}
+    if opinions:
+        rule, raw = max(opinions.items(), key=lambda kv: kv[1])
+    else:
+        rule, raw = "idle", policy.min_replicas
+    if demand == 0 and metrics.queue == 0 and metrics.inflight == 0:
+        rule, raw = "idle", 0
+
+    # Tolerance band: ignore changes of 10% or less (never blocks a whole pod at small sizes).
+    if current > 0 and abs(raw / current - 1) <= policy.tolerance:
+        raw = current
+    # Bounded scale-up per period.
+    ceiling = max(math.ceil(current * policy.max_scale_up_factor), current + policy.max_scale_up_pods)
+    limited = min(raw, ceiling)
+    recommendation = clamp(limited)
+
+    # Scale-down stabilisation: the highest recommendation of the last window wins.
+    window_start = now - policy.scale_down_window_seconds
+    # No history (a new fleet, or the operator restarted): the current size counts
+    # as a recommendation made now, so nothing shrinks before a full window.
+    past = history.recommendations or ((now, current),)
+    recent = tuple((t, r) for t, r in past if t > window_start) + ((now, recommendation),)
+    stabilised = max(r for _, r in recent) if recommendation < current else recommendation
+    desired = clamp(stabilised)
+    if desired < current and pods_without_metrics:
+        desired = current  # missing metrics never cause a scale-down
+
+    reason = _reason(current, desired, rule, raw, limited, recommendation, metrics, capacity, source,
+                     pods_without_metrics, p95, queue_per_pod)
+    new_history = replace(
+        history,
+        recommendations=recent,
+        capacity_rps=capacity if source == "measured" else history.capacity_rps,
+        last_scale_time=now if desired != current else history.last_scale_time,
+    )
+    return Decision(desired, reason, rules, capacity, new_history)
+
+
+def _capacity(m: FleetMetrics, target: Target, history: History) -> tuple[float | None, str]:
+    if target.capacity_per_pod_rpm:
+        return target.capacity_per_pod_rpm / 60.0, "spec"
+    learned = learn_capacity(m, history.capacity_rps)
+    if learned:
+        return learned, "measured"
+    if m.mean_seconds:
+        # Little's law bound: c slots, each busy W seconds per request.
+        return m.slots_per_pod / m.mean_seconds, "littles-law"
+    return None, "unknown"
+
+
+def _reason(current: int, desired: int, rule: str, raw: int, limited: int, recommendation: int,
+            m: FleetMetrics, capacity: float | None, source: str, missing: int,
+            p95: float | None, queue_per_pod: float) -> str:
+    facts = (f"arrivals {m.arrival_rps * 60:.0f}/min, "
+             f"capacity {capacity * 60:.0f}/min per pod ({source})" if capacity else
+             f"arrivals {m.arrival_rps * 60:.0f}/min, capacity unknown")
+    facts += f", p95 {p95:.2f}s" if p95 is not None else ", p95 n/a"
+    facts += f", queue {queue_per_pod:.1f}/pod"
+    if desired == current:
+        if recommendation < current:
+            why = ("pods without metrics" if missing
+                   else "waiting out the scale-down window")
+            return f"holding {current} ({why}; {rule} rule says {recommendation}): {facts}"
+        return f"holding {current} ({rule} rule within tolerance): {facts}"
+    direction = "up" if desired > current else "down"
+    bounded = f", step bounded from {raw}" if limited < raw else ""
+    return f"scale {direction} {current}->{desired} by the {rule} rule{bounded}: {facts}"

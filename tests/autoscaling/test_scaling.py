@@ -1,0 +1,107 @@
+"""Table-driven tests of the pure scaling decision, including the HPA's edge cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from gendoc_operator.scaling import (
+    Decision,
+    FleetMetrics,
+    History,
+    Policy,
+    Target,
+    desired_replicas,
+    learn_capacity,
+)
+
+TARGET = Target(p95_seconds=1.0, max_queue_per_pod=10, capacity_per_pod_rpm=300)
+POLICY = Policy(min_replicas=1, max_replicas=10, scale_down_window_seconds=300)
+
+
+def m(pods: int = 2, rpm: float = 0.0, **kw: float) -> FleetMetrics:
+    return FleetMetrics(pods=pods, arrival_rps=rpm / 60, completion_rps=kw.pop("done_rpm", rpm) / 60, **kw)
+
+
+def decide(current: int, metrics: FleetMetrics | None, target: Target = TARGET, policy: Policy = POLICY,
+           history: History = History(), now: float = 1000.0, missing: int = 0) -> Decision:
+    return desired_replicas(current, metrics, target, policy, history, now, pods_without_metrics=missing)
+
+
+@pytest.mark.parametrize(
+    ("name", "current", "metrics", "expected"),
+    [
+        ("rate rule sizes the fleet", 2, m(2, 600, p95_seconds=0.5), 3),  # 600/(300*0.8)=2.5
+        ("within tolerance: no change", 10, m(10, 2300, p95_seconds=0.5), 10),  # wants 10 (9.6)
+        ("scale-up bounded to 2x or +4", 1, m(1, 6000, p95_seconds=0.5), 5),
+        ("clamped to max", 8, m(8, 6000, p95_seconds=0.5), 10),
+        ("no metrics: hold", 3, None, 3),
+        ("zero pods reporting: hold", 3, m(0), 3),
+        ("spec floor: requestsPerMinute", 1, m(1, 0, p95_seconds=0.2), 1),
+        ("latency violated, rate says enough: +1", 3, m(3, 600, p95_seconds=3.0), 4),
+        ("queue violated, rate says enough: +1", 3, m(3, 600, p95_seconds=0.5, queue=90), 4),
+    ],
+)
+def test_decisions(name: str, current: int, metrics: FleetMetrics | None, expected: int) -> None:
+    d = decide(current, metrics)
+    assert d.replicas == expected, (name, d.reason, d.rules)
+    assert d.reason
+
+
+def test_spec_floor_raises_the_fleet() -> None:
+    target = Target(p95_seconds=1, max_queue_per_pod=10, capacity_per_pod_rpm=300, requests_per_minute=1200)
+    assert decide(2, m(2, 60, p95_seconds=0.1), target=target).replicas == 5
+
+
+def test_below_min_is_raised_and_above_max_is_lowered() -> None:
+    assert decide(0, m(0)).replicas == 1
+    assert decide(12, m(12, 600, p95_seconds=0.1), history=History()).replicas == 10
+
+
+def test_scale_down_waits_for_the_window() -> None:
+    h = History(recommendations=((800.0, 5),))
+    held = decide(5, m(5, 300, p95_seconds=0.2), history=h, now=1000.0)
+    assert held.replicas == 5 and "window" in held.reason
+    later = decide(5, m(5, 300, p95_seconds=0.2), history=held.history, now=1101.0)
+    assert later.replicas == 2  # the 5 recommended at t=800 has left the window
+
+
+def test_missing_metrics_never_cause_a_scale_down() -> None:
+    d = decide(4, m(2, 60, p95_seconds=0.1), missing=2)
+    assert d.replicas == 4 and "without metrics" in d.reason
+    # ...but they do not block a scale-up.
+    assert decide(2, m(1, 1200, p95_seconds=0.5), missing=1).replicas == 5
+
+
+def test_idle_fleet_goes_to_min_after_the_window() -> None:
+    h = History(recommendations=((500.0, 3),))
+    assert decide(3, m(3, 0), history=h, now=1000.0).replicas == 1
+
+
+def test_capacity_is_learned_only_from_saturated_periods() -> None:
+    assert learn_capacity(m(2, 600, done_rpm=600), None) is None  # not saturated
+    saturated = m(2, 900, done_rpm=600, queue=40)
+    assert learn_capacity(saturated, None) == pytest.approx(5.0)
+    assert learn_capacity(saturated, 3.0) == pytest.approx(4.0)  # smoothed
+
+
+def test_measured_capacity_drives_the_rate_rule_without_a_spec_value() -> None:
+    target = Target(p95_seconds=1.0, max_queue_per_pod=10)
+    d = decide(1, m(1, 600, done_rpm=300, queue=50, p95_seconds=5), target=target)
+    assert d.rules["rate"] == 3 and d.replicas == 3  # 600 / (300 * 0.8) = 2.5
+    assert d.history.capacity_rps == pytest.approx(5.0)
+    # The learned capacity is remembered once the fleet is no longer saturated.
+    calm = decide(3, m(3, 600, p95_seconds=0.4), target=target, history=d.history, now=1015)
+    assert calm.rules["rate"] == 3 and calm.replicas == 3
+
+
+def test_unknown_capacity_uses_littles_law_and_ratios() -> None:
+    target = Target(p95_seconds=1.0, max_queue_per_pod=10)
+    d = decide(2, m(2, 600, p95_seconds=3.0, mean_seconds=0.5, inflight=5), target=target)
+    assert d.capacity_rps == pytest.approx(8 / 0.5)
+    assert d.rules["latency"] == 6 and d.replicas == 6  # 2 * 3.0 / 1.0
+
+
+def test_reason_explains_the_change() -> None:
+    d = decide(2, m(2, 1200, p95_seconds=0.5))
+    assert d.reason.startswith("scale up 2->5 by the rate rule")
+    assert "1200/min" in d.reason and "capacity 300/min per pod (spec)" in d.reason
