@@ -1,28 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything gendoc needs on a fresh Debian machine of this kind,
-# idempotently: Debian packages (LibreOffice, its Python bridge, fonts,
+# idempotently: Debian packages (LibreOffice, its Python bridge, fonts, tini,
 # poppler), then a venv in .venv made from Debian's /usr/bin/python3 with
 # --system-site-packages (the only interpreter that can import `uno`), then
 # the project in editable mode. Safe to run again; a warm machine takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(
-  libreoffice-writer-nogui python3-uno python3-venv python3-pip
-  poppler-utils fonts-liberation fonts-dejavu-core fonts-noto-cjk
-  procps
-)
-
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "bootstrap: installing Debian packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# The same package lists the images install (images/*), plus test tools.
+sh images/install-debian-packages.sh images/python-packages.txt images/converter/packages.txt \
+  scripts/dev-packages.txt
 
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv from /usr/bin/python3"
