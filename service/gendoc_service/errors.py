@@ -97,6 +97,10 @@ class MethodNotAllowed(Problem):
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
 
 
+class TemplateReadOnly(Problem):
+    status, slug, title = 409, "template-read-only", "Template is read-only"
+
+
 class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 

@@ -116,8 +116,13 @@ def _check_template(state: Any, data: bytes) -> Any:
 
 
 async def get_template(request: Request) -> Response:
-    store = request.app.state.store
-    return JSONResponse(await to_thread.run_sync(store.describe, request.path_params["name"]))
+    state = request.app.state
+    name = request.path_params["name"]
+    meta = await to_thread.run_sync(state.store.describe, name)
+    if meta["variables"] is None:  # a plain file in the store: analysed when asked
+        _, data = await to_thread.run_sync(state.store.get, name, meta["latest"])
+        meta["variables"] = (await to_thread.run_sync(state.renderer.inspect, data)).variables
+    return JSONResponse(meta)
 
 
 async def get_template_content(request: Request) -> Response:

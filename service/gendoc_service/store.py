@@ -6,6 +6,11 @@ Layout under the root (a mounted volume in Kubernetes):
     <name>/<id>.docx            an immutable version; id = sha256 of its bytes
     <name>/<id>.json            its metadata; a version exists once this exists
 
+A plain `<name>.docx` file directly under the root is a template too, with one
+version (the hash of its bytes). That is how templates arrive from a ConfigMap
+mounted read-only (`kubectl create configmap invoices --from-file=invoice.docx`):
+no layout to follow. A stored version of the same name takes precedence.
+
 Every file is written to a temporary name in the same directory, flushed and
 fsync'ed, then renamed into place, so a crash mid-upload never leaves a half
 file visible. The .docx is written before its .json, so an interrupted upload
@@ -28,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from .cache import ByteLRU
-from .errors import InvalidTemplateName, StoreUnavailable, TemplateNotFound, VersionNotFound
+from .errors import (
+    InvalidTemplateName,
+    StoreUnavailable,
+    TemplateNotFound,
+    TemplateReadOnly,
+    VersionNotFound,
+)
 
 # Letters, digits, '.', '_' and '-', starting with a letter or digit: no path
 # separators, no '..', nothing a shell or URL needs to quote.
@@ -121,6 +132,10 @@ class DirectoryStore:
     def delete(self, name: str, version: str | None = None) -> None:
         directory = self._dir(name)
         if not (directory / "current").exists():
+            if self._plain(name).is_file():
+                raise TemplateReadOnly(
+                    f"Template {name!r} is a file provided with the store (for example from a "
+                    "ConfigMap); remove it there.", template=name)
             raise TemplateNotFound(f"There is no template named {name!r}.", template=name)
         try:
             if version is None:
@@ -142,15 +157,25 @@ class DirectoryStore:
     # -- reading ----------------------------------------------------------
     def names(self) -> list[str]:
         try:
-            return sorted(
+            found = {
                 p.name for p in self.root.iterdir()
                 if not p.name.startswith(".") and (p / "current").exists()
-            )
+            }
+            found |= {
+                p.name[:-5] for p in self.root.glob("*.docx")
+                if _NAME.fullmatch(p.name[:-5]) and ".." not in p.name and p.is_file()
+            }
+            return sorted(found)
         except OSError as exc:
             raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
 
     def describe(self, name: str) -> dict[str, Any]:
         directory = self._dir(name)
+        if not (directory / "current").exists() and self._plain(name).is_file():
+            version = self._plain_version(name)
+            return {"name": name, "latest": version.id, "size": version.size,
+                    "created": version.created, "updated": version.created, "variables": None,
+                    "source": "file", "versions": [version.public() | {"variables": None}]}
         current = self.current(name)
         versions = self._versions(directory)
         latest = next(v for v in versions if v.id == current)
@@ -168,6 +193,8 @@ class DirectoryStore:
         try:
             return (self._dir(name) / "current").read_text().strip()
         except FileNotFoundError:
+            if self._plain(name).is_file():
+                return self._plain_version(name).id
             raise TemplateNotFound(f"There is no template named {name!r}.", template=name) from None
         except OSError as exc:
             raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
@@ -175,6 +202,12 @@ class DirectoryStore:
     def get(self, name: str, version: str | None = None) -> tuple[str, bytes]:
         """The bytes of a version (the newest when `version` is None)."""
         vid = version or self.current(name)
+        if not (self._dir(name) / "current").exists() and self._plain(name).is_file():
+            plain = self._plain_version(name)
+            if vid != plain.id:
+                raise VersionNotFound(f"Template {name!r} has no version {vid}.", template=name,
+                                      version=vid[:80])
+            return vid, self._plain_bytes(name)
         self._version_meta(name, vid)
         cached = self._bytes.get(vid)
         if cached is not None:
@@ -201,6 +234,28 @@ class DirectoryStore:
                 f"Template {name!r} has no version {version}.", template=name, version=version
             )
         return self._read_meta(meta)
+
+    # -- plain files ------------------------------------------------------
+    def _plain(self, name: str) -> Path:
+        return self.root / f"{validate_name(name, self.max_name_length)}.docx"
+
+    def _plain_bytes(self, name: str) -> bytes:
+        path = self._plain(name)
+        try:
+            stat = path.stat()
+            key = ("file", str(path), stat.st_mtime_ns, stat.st_size)
+            data = self._bytes.get(key)
+            if data is None:
+                data = path.read_bytes()
+                self._bytes.put(key, data)
+            return data
+        except OSError as exc:
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+
+    def _plain_version(self, name: str) -> Version:
+        data = self._plain_bytes(name)
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._plain(name).stat().st_mtime))
+        return Version(id=content_id(data), size=len(data), created=created, variables={})
 
     @staticmethod
     def _read_meta(path: Path) -> Version:

@@ -86,3 +86,25 @@ def test_bytes_cache_serves_hot_templates_without_disk(store: DirectoryStore) ->
     v, _ = store.put("t", b"cached", {})
     (store.root / "t" / f"{v.id}.docx").write_bytes(b"changed on disk")
     assert store.get("t")[1] == b"cached"
+
+
+def test_plain_docx_files_are_read_only_templates(store: DirectoryStore) -> None:
+    """A ConfigMap mounted at the store root shows up as NAME.docx files."""
+    (store.root / "letter.docx").write_bytes(b"plain bytes")
+    (store.root / "..evil.docx").write_bytes(b"x")
+    assert store.names() == ["letter"]
+    vid = content_id(b"plain bytes")
+    assert store.current("letter") == vid
+    assert store.get("letter") == (vid, b"plain bytes")
+    assert store.get("letter", vid)[1] == b"plain bytes"
+    with pytest.raises(VersionNotFound):
+        store.get("letter", "0" * 64)
+    meta = store.describe("letter")
+    assert meta["source"] == "file" and meta["latest"] == vid and meta["variables"] is None
+    from gendoc_service.errors import TemplateReadOnly
+
+    with pytest.raises(TemplateReadOnly):
+        store.delete("letter")
+    # An uploaded version of the same name takes precedence.
+    v, _ = store.put("letter", b"uploaded", {})
+    assert store.get("letter") == (v.id, b"uploaded")
