@@ -47,6 +47,19 @@ def _converter(args: argparse.Namespace) -> int:
     return run(settings)
 
 
+# -- gendoc operator ------------------------------------------------------------
+def _operator(args: argparse.Namespace) -> int:
+    from gendoc_operator.main import run
+    from gendoc_operator.settings import OperatorSettings
+
+    overrides = _overrides(args, ["health_host", "health_port", "resync_seconds",
+                                  "default_service_image", "default_converter_image",
+                                  "log_level"])
+    if args.namespace:
+        overrides["namespaces"] = args.namespace
+    return run(OperatorSettings(**overrides))
+
+
 # -- gendoc up ------------------------------------------------------------------
 def _up(args: argparse.Namespace) -> int:
     """Converter and service together on loopback; Ctrl-C or SIGTERM stops both."""
@@ -155,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-size", type=int, help="warm LibreOffice instances (default: CPU count)")
     p.add_argument("--log-level")
     p.set_defaults(func=_converter)
+
+    p = sub.add_parser("operator", help="run the DocGenerator operator (container gendoc-operator)")
+    p.add_argument("--namespace", action="append",
+                   help="watch this namespace (repeatable); default: all namespaces")
+    p.add_argument("--health-host", help="address of the liveness endpoint GET /healthz")
+    p.add_argument("--health-port", type=int)
+    p.add_argument("--resync-seconds", type=float, help="re-converge every DocGenerator this often")
+    p.add_argument("--default-service-image", help="service image when a spec names none")
+    p.add_argument("--default-converter-image", help="converter image when a spec names none")
+    p.add_argument("--log-level")
+    p.set_defaults(func=_operator)
 
     p = sub.add_parser("up", help="run converter and service together on loopback, no Kubernetes")
     p.add_argument("--port", type=int, default=8080)

@@ -1,0 +1,1 @@
+"""The gendoc operator: reconciles DocGenerator resources into running fleets (docs/operator.md)."""

@@ -1,0 +1,130 @@
+"""The few API calls the handlers make, as plain dicts in and out.
+
+Children are written with server-side apply (field manager from the settings,
+force): applying the same manifest twice is a no-op on the server (no write, no
+event, so no feedback loop with our own watch), and a field someone else
+changed is taken back. Responses are read as JSON, not as client models, so
+what the handlers see is exactly what the API server stores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from .crd import GROUP, PLURAL, VERSION
+
+JSON = dict[str, Any]
+APPLY = "application/apply-patch+yaml"  # JSON is YAML: the client sends the dict as JSON
+MERGE = "application/merge-patch+json"
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the API server, with its Status reason and message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message = status, reason, message
+
+    @property
+    def rejected(self) -> bool:
+        """The server refused the object itself (invalid, forbidden by policy): retrying
+        the same object cannot help."""
+        return self.status in (400, 422)
+
+
+def _error(status: int, data: str | bytes | None) -> ApiError:
+    text = data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+    try:
+        body = json.loads(text)
+        return ApiError(status, str(body.get("reason", "")), str(body.get("message", text)))
+    except (ValueError, AttributeError):
+        return ApiError(status, "", text)
+
+
+def _json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> JSON:
+    """Call a client method with the raw response and return its JSON body."""
+    try:
+        response = call(*args, _preload_content=False, **kwargs)
+    except ApiException as exc:
+        raise _error(int(exc.status or 0), exc.body) from None
+    if not 200 <= response.status < 300:
+        raise _error(response.status, response.data)
+    return dict(json.loads(response.data)) if response.data else {}
+
+
+@dataclass(frozen=True)
+class _Kind:
+    read: Callable[..., Any]
+    patch: Callable[..., Any]
+
+
+class Kube:
+    """The API calls of the operator (synchronous; kopf runs sync handlers in threads)."""
+
+    def __init__(self, api: client.ApiClient, *, field_manager: str, timeout: float) -> None:
+        self.field_manager = field_manager
+        self.timeout = timeout
+        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+        policy, net = client.PolicyV1Api(api), client.NetworkingV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.kinds = {
+            "Deployment": _Kind(apps.read_namespaced_deployment, apps.patch_namespaced_deployment),
+            "Service": _Kind(core.read_namespaced_service, core.patch_namespaced_service),
+            "PodDisruptionBudget": _Kind(policy.read_namespaced_pod_disruption_budget,
+                                         policy.patch_namespaced_pod_disruption_budget),
+            "NetworkPolicy": _Kind(net.read_namespaced_network_policy,
+                                   net.patch_namespaced_network_policy),
+        }
+
+    @classmethod
+    def from_environment(cls, *, field_manager: str, timeout: float) -> Kube:
+        """In a pod: its service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
+        config.load_config()
+        return cls(client.ApiClient(), field_manager=field_manager, timeout=timeout)
+
+    def read(self, kind: str, namespace: str, name: str) -> JSON | None:
+        try:
+            return _json(self.kinds[kind].read, name, namespace, _request_timeout=self.timeout)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def apply(self, obj: Mapping[str, Any]) -> JSON:
+        meta = obj["metadata"]
+        return _json(
+            self.kinds[obj["kind"]].patch, meta["name"], meta["namespace"], dict(obj),
+            field_manager=self.field_manager, force=True, _content_type=APPLY,
+            _request_timeout=self.timeout,
+        )
+
+    def read_docgenerator(self, namespace: str, name: str) -> JSON | None:
+        try:
+            return _json(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace,
+                         PLURAL, name, _request_timeout=self.timeout)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_docgenerator_status(self, namespace: str, name: str, status: JSON) -> JSON:
+        return _json(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
+                     namespace, PLURAL, name, {"status": status}, _content_type=MERGE,
+                     _request_timeout=self.timeout)
+
+    def list_docgenerators(self, namespaces: list[str]) -> list[JSON]:
+        """Every DocGenerator in these namespaces (all namespaces when empty)."""
+        if not namespaces:
+            return list(_json(self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
+                              _request_timeout=self.timeout).get("items") or [])
+        found: list[JSON] = []
+        for ns in namespaces:
+            found += _json(self.custom.list_namespaced_custom_object, GROUP, VERSION, ns,
+                           PLURAL, _request_timeout=self.timeout).get("items") or []
+        return found

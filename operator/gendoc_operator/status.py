@@ -1,0 +1,153 @@
+"""The DocGenerator's status: pure functions from what was observed to what is reported.
+
+Conditions follow the Kubernetes convention (metav1.Condition): a type, a
+status True/False/Unknown, a CamelCase reason, a human message, the time the
+status last changed, and the generation it describes.
+
+- Ready: every desired pod is ready.
+- Progressing: the Deployment is rolling out or scaling (False once complete).
+- Degraded: something needs a person: the spec cannot be realised, the API
+  server rejected a child, or the Deployment reports a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the spec cannot be (fully) realised."""
+
+    reason: str  # CamelCase, e.g. InvalidSpec, ChildRejected
+    message: str
+
+
+def _condition(type_: str, ok: bool, reason: str, message: str) -> JSON:
+    return {"type": type_, "status": "True" if ok else "False", "reason": reason,
+            "message": message}
+
+
+def _deployment_condition(deployment: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
+    for cond in (deployment.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return {}
+
+
+def conditions_for(
+    *, desired: int, deployment: Mapping[str, Any] | None, problem: Problem | None
+) -> list[JSON]:
+    """Ready, Progressing and Degraded, without times (see `merge_conditions`)."""
+    if problem is not None:
+        ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+        return [
+            _condition("Ready", False, problem.reason,
+                       f"{problem.message} ({ready} of {desired} pods ready; existing pods, "
+                       "if any, are kept)"),
+            _condition("Progressing", False, problem.reason,
+                       "Nothing is rolled out until the spec is fixed."),
+            _condition("Degraded", True, problem.reason, problem.message),
+        ]
+    if deployment is None:
+        return [
+            _condition("Ready", False, "Creating", "The Deployment does not exist yet."),
+            _condition("Progressing", True, "Creating", "Creating the Deployment."),
+            _condition("Degraded", False, "AsExpected", "No problem found."),
+        ]
+    ready_ok, ready_reason, ready_message = _pods_ready(desired, deployment)
+    progressing = _progressing(desired, deployment)
+    failure = _deployment_condition(deployment, "ReplicaFailure")
+    deadline = _deployment_condition(deployment, "Progressing")
+    if failure.get("status") == "True":
+        degraded = _condition("Degraded", True, "ReplicaFailure",
+                              f"{failure.get('reason')}: {failure.get('message')}")
+    elif deadline.get("reason") == "ProgressDeadlineExceeded":
+        degraded = _condition("Degraded", True, "ProgressDeadlineExceeded",
+                              str(deadline.get("message")))
+    else:
+        degraded = _condition("Degraded", False, "AsExpected", "No problem found.")
+    return [_condition("Ready", ready_ok, ready_reason, ready_message), progressing, degraded]
+
+
+def _pods_ready(desired: int, deployment: Mapping[str, Any] | None) -> tuple[bool, str, str]:
+    status = (deployment or {}).get("status") or {}
+    ready = int(status.get("readyReplicas") or 0)
+    if deployment is not None and ready >= desired:
+        return True, "AllReplicasReady", f"{ready} of {desired} pods ready."
+    return False, "PodsNotReady", (f"{ready} of {desired} pods ready; waiting for the pods "
+                                   "to be scheduled, started and to pass /readyz.")
+
+
+def _progressing(desired: int, deployment: Mapping[str, Any]) -> JSON:
+    status = deployment.get("status") or {}
+    generation = int((deployment.get("metadata") or {}).get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0) >= generation
+    updated = int(status.get("updatedReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    deadline = _deployment_condition(deployment, "Progressing")
+    if deadline.get("reason") == "ProgressDeadlineExceeded":
+        return _condition("Progressing", False, "ProgressDeadlineExceeded",
+                          str(deadline.get("message")))
+    if observed and updated >= desired and available >= desired and total == desired:
+        return _condition("Progressing", False, "RolloutComplete",
+                          f"All {desired} pods run the current spec and are available.")
+    return _condition(
+        "Progressing", True, "RollingOut",
+        f"{updated} of {desired} pods run the current spec, {available} available, "
+        f"{total} in total.",
+    )
+
+
+def merge_conditions(
+    previous: Sequence[Mapping[str, Any]], current: Sequence[JSON], *, generation: int, now: str
+) -> list[JSON]:
+    """Stamp each condition; lastTransitionTime moves only when its status changes."""
+    before = {c.get("type"): c for c in previous}
+    merged = []
+    for cond in current:
+        old = before.get(cond["type"]) or {}
+        since = old.get("lastTransitionTime") if old.get("status") == cond["status"] else None
+        merged.append({**cond, "observedGeneration": generation,
+                       "lastTransitionTime": since or now})
+    return merged
+
+
+def status_for(
+    dg: Mapping[str, Any],
+    *,
+    desired: int,
+    selector: str,
+    spec_hash: str,
+    deployment: Mapping[str, Any] | None,
+    problem: Problem | None,
+    now: str,
+) -> JSON:
+    """The operator's part of .status (metrics and scaling fields belong to the autoscaler)."""
+    generation = int(dg["metadata"].get("generation") or 0)
+    previous = (dg.get("status") or {}).get("conditions") or []
+    dep_status = (deployment or {}).get("status") or {}
+    return {
+        "observedGeneration": generation,
+        "replicas": int(dep_status.get("replicas") or 0),
+        "readyReplicas": int(dep_status.get("readyReplicas") or 0),
+        "updatedReplicas": int(dep_status.get("updatedReplicas") or 0),
+        "desiredReplicas": desired,
+        "selector": selector,
+        "specHash": spec_hash,
+        "conditions": merge_conditions(
+            previous, conditions_for(desired=desired, deployment=deployment, problem=problem),
+            generation=generation, now=now,
+        ),
+    }
+
+
+def changed(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    """Whether writing `wanted` (a part of .status) would change anything."""
+    current = current or {}
+    return any(current.get(k) != v for k, v in wanted.items())
