@@ -69,6 +69,9 @@ def _converge(reconciler: Reconciler, body: Mapping[str, Any], *, strict: bool) 
         if strict:
             raise kopf.PermanentError(str(exc)) from exc
     except ApiError as exc:
+        if exc.namespace_terminating:
+            log.debug("not converging %s: %s", body["metadata"]["name"], exc.message)
+            return
         if exc.status == 409 or exc.status >= 500 or exc.status in (403, 404, 429):
             raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY) from exc
         raise

@@ -32,6 +32,11 @@ class ApiError(Exception):
         self.status, self.reason, self.message = status, reason, message
 
     @property
+    def namespace_terminating(self) -> bool:
+        """Nothing can be created in a namespace being deleted; its objects go with it."""
+        return self.status == 403 and "being terminated" in self.message
+
+    @property
     def rejected(self) -> bool:
         """The server refused the object itself (invalid, forbidden by policy): retrying
         the same object cannot help."""

@@ -319,15 +319,69 @@ def cluster(control_plane: ControlPlane) -> Cluster:
     return c
 
 
+# What the operator needs and no more (docs/operator.md "Permissions"); the tier
+# runs it under exactly these rules, so a missing one fails here, not in a cluster.
+OPERATOR_RULES = [
+    {"apiGroups": ["gendoc.io"], "resources": ["docgenerators"],
+     "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["gendoc.io"], "resources": ["docgenerators/status"], "verbs": ["get", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"],
+     "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": [""], "resources": ["services"],
+     "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"],
+     "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+     "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    # kopf watches CRDs to notice resources appear and go (cluster-scoped: a ClusterRole).
+    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+     "verbs": ["list", "watch"]},
+]
+
+
+def operator_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A service account bound to OPERATOR_RULES, as the chart installs it; its token."""
+    ns, name = "gendoc-system", "gendoc-operator"
+    cluster.kubectl("create", "namespace", ns)
+    for obj in (
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": name}, "rules": OPERATOR_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": name},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+    ):
+        cluster.apply(obj)
+    token = cluster.kubectl("create", "token", name, "-n", ns, "--duration=2h").strip()
+    plane = cluster.plane
+    path.write_text(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: gendoc-test
+  cluster: {{server: "{plane.server}", certificate-authority: "{plane.workdir / 'ca.crt'}"}}
+users:
+- name: {name}
+  user: {{token: "{token}"}}
+contexts:
+- name: gendoc-test
+  context: {{cluster: gendoc-test, user: {name}}}
+current-context: gendoc-test
+""")
+    return path
+
+
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GendocProcess]:
-    """`gendoc operator`, a real subprocess, watching every namespace."""
+    """`gendoc operator`, a real subprocess with only its own RBAC, watching all namespaces."""
     port = free_port()
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    workdir = tmp_path_factory.mktemp("operator")
+    log = workdir / "operator.log"
     proc = spawn_gendoc(
         ["operator"], port, "/healthz", log=log, timeout=60,
         env={
-            "KUBECONFIG": str(cluster.plane.kubeconfig),
+            "KUBECONFIG": str(operator_kubeconfig(cluster, workdir / "kubeconfig")),
             "GENDOC_OPERATOR_HEALTH_HOST": "127.0.0.1",
             "GENDOC_OPERATOR_HEALTH_PORT": str(port),
             "GENDOC_OPERATOR_RESYNC_SECONDS": "5",
@@ -340,7 +394,8 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     code = proc.stop()
     assert code == 0, f"the operator exited with {code}:\n{proc.logs()[-4000:]}"
     problems = [line for line in proc.logs().splitlines()
-                if "Traceback" in line or "Patching failed with inconsistencies" in line]
+                if "Traceback" in line or "Patching failed with inconsistencies" in line
+                or "Forbidden" in line or " 403" in line]
     assert not problems, "the operator logged errors:\n" + proc.logs()[-6000:]
 
 
