@@ -48,7 +48,7 @@ def k8s_bin_dir() -> Path:
         return Path(os.environ["K8S_BIN"])
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "k8s-tools.sh")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False,
+        capture_output=True, text=True, check=False,
     )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -235,7 +235,9 @@ current-context: gendoc-test
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.workdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     # -- stop -------------------------------------------------------------------
     def stop(self, timeout: float = 10.0) -> None:

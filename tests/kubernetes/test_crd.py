@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from gendoc_operator import crd
 
 Cluster = Any  # tests/kubernetes/conftest.py's Cluster (conftest modules are not importable)

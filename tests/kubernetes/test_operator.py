@@ -10,10 +10,10 @@ import json
 from typing import Any
 
 import pytest
-
-from gendoc.procs import GendocProcess
 from gendoc_operator import crd
 from gendoc_operator.children import SPEC_HASH_ANNOTATION
+
+from gendoc.procs import GendocProcess
 
 Cluster = Any  # tests/kubernetes/conftest.py's Cluster (conftest modules are not importable)
 

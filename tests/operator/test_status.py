@@ -1,0 +1,102 @@
+"""Status and conditions as pure functions of what was observed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gendoc_operator.status import Problem, changed, conditions_for, merge_conditions, status_for
+
+
+def deployment(generation: int = 1, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"generation": generation}, "status": {"observedGeneration": generation,
+                                                               **status}}
+
+
+def by_type(conds: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in conds}
+
+
+def test_no_deployment_yet() -> None:
+    assert by_type(conditions_for(desired=2, deployment=None, problem=None)) == {
+        "Ready": ("False", "Creating"), "Progressing": ("True", "Creating"),
+        "Degraded": ("False", "AsExpected")}
+
+
+def test_pending_pods() -> None:
+    conds = conditions_for(desired=2, deployment=deployment(replicas=2, updatedReplicas=2),
+                           problem=None)
+    assert by_type(conds) == {"Ready": ("False", "PodsNotReady"),
+                              "Progressing": ("True", "RollingOut"),
+                              "Degraded": ("False", "AsExpected")}
+    assert conds[0]["message"].startswith("0 of 2 pods ready")
+
+
+def test_rollout_complete_and_ready() -> None:
+    d = deployment(replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2)
+    assert by_type(conditions_for(desired=2, deployment=d, problem=None)) == {
+        "Ready": ("True", "AllReplicasReady"), "Progressing": ("False", "RolloutComplete"),
+        "Degraded": ("False", "AsExpected")}
+
+
+def test_old_pods_still_running_is_progressing() -> None:
+    d = deployment(replicas=3, updatedReplicas=2, readyReplicas=3, availableReplicas=3)
+    assert by_type(conditions_for(desired=2, deployment=d, problem=None))["Progressing"] == (
+        "True", "RollingOut")
+
+
+def test_unobserved_generation_is_progressing() -> None:
+    d = deployment(replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2)
+    d["metadata"]["generation"] = 2
+    progressing = by_type(conditions_for(desired=2, deployment=d, problem=None))["Progressing"]
+    assert progressing[0] == "True"
+
+
+def test_replica_failure_and_deadline_are_degraded() -> None:
+    failing = deployment(conditions=[{"type": "ReplicaFailure", "status": "True",
+                                      "reason": "FailedCreate", "message": "quota"}])
+    conds = conditions_for(desired=1, deployment=failing, problem=None)
+    assert by_type(conds)["Degraded"] == ("True", "ReplicaFailure")
+    assert conds[2]["message"] == "FailedCreate: quota"
+    stuck = deployment(conditions=[{"type": "Progressing", "status": "False",
+                                    "reason": "ProgressDeadlineExceeded", "message": "late"}])
+    assert by_type(conditions_for(desired=1, deployment=stuck, problem=None)) == {
+        "Ready": ("False", "PodsNotReady"), "Progressing": ("False", "ProgressDeadlineExceeded"),
+        "Degraded": ("True", "ProgressDeadlineExceeded")}
+
+
+def test_a_problem_is_degraded_not_progressing() -> None:
+    conds = conditions_for(desired=1, deployment=deployment(readyReplicas=1),
+                           problem=Problem("InvalidSpec", "requests exceed limits"))
+    assert by_type(conds) == {"Ready": ("False", "InvalidSpec"),
+                              "Progressing": ("False", "InvalidSpec"),
+                              "Degraded": ("True", "InvalidSpec")}
+    assert "1 of 1 pods ready" in conds[0]["message"]
+
+
+def test_transition_time_moves_only_when_the_status_changes() -> None:
+    first = merge_conditions([], [{"type": "Ready", "status": "False", "reason": "A",
+                                   "message": ""}], generation=1, now="T1")
+    same = merge_conditions(first, [{"type": "Ready", "status": "False", "reason": "B",
+                                     "message": ""}], generation=2, now="T2")
+    flipped = merge_conditions(same, [{"type": "Ready", "status": "True", "reason": "C",
+                                       "message": ""}], generation=2, now="T3")
+    assert [c[0]["lastTransitionTime"] for c in (first, same, flipped)] == ["T1", "T1", "T3"]
+    assert same[0]["observedGeneration"] == 2
+
+
+def test_status_for_and_changed() -> None:
+    dg = {"metadata": {"generation": 3}, "status": {"metrics": {"requestsPerMinute": 5.0}}}
+    wanted = status_for(dg, desired=2, selector="a=b", spec_hash="h",
+                        deployment=deployment(replicas=2, readyReplicas=1, updatedReplicas=2),
+                        problem=None, now="T")
+    assert {k: wanted[k] for k in ("observedGeneration", "replicas", "readyReplicas",
+                                   "desiredReplicas", "selector", "specHash")} == {
+        "observedGeneration": 3, "replicas": 2, "readyReplicas": 1, "desiredReplicas": 2,
+        "selector": "a=b", "specHash": "h"}
+    assert "metrics" not in wanted  # the autoscaler's part is left alone
+    assert changed(dg["status"], wanted)
+    again = status_for({**dg, "status": {**dg["status"], **wanted}}, desired=2, selector="a=b",
+                       spec_hash="h", deployment=deployment(replicas=2, readyReplicas=1,
+                                                            updatedReplicas=2),
+                       problem=None, now="LATER")
+    assert not changed({**dg["status"], **wanted}, again)
