@@ -5,6 +5,9 @@ Modes (DESIGN.md, "Performance"):
   single       one warm LibreOffice (our converter with a pool of 1), DOCX -> PDF over HTTP
   gendoc       the full local stack over HTTP: render + convert, PDF out
   gendoc-docx  the full stack, DOCX out
+  gotenberg    a real Gotenberg 8 (LibreOffice variant) as the peer, same load as `single`;
+               not in the default --modes: add it with `--modes ...,gotenberg` (it is built
+               once by scripts/gotenberg.sh, see docs/gotenberg.md)
 Each HTTP mode runs a closed model (fixed concurrency, for a bounded time) and
 gendoc also an open model (fixed arrival rates, for a bounded time), plus an
 overload run at twice its measured capacity. Every request goes to 127.0.0.1.
@@ -205,6 +208,47 @@ def _start_converter(workdir: Path, pool_size: int | None) -> GendocProcess:
     return spawn_gendoc(args, port, "/health", log=workdir / f"converter-{port}.log", timeout=180)
 
 
+def _start_gotenberg(workdir: Path) -> GendocProcess:
+    """A real Gotenberg 8 (LibreOffice variant) on 127.0.0.1, built once by scripts/gotenberg.sh.
+
+    Run as shipped (one LibreOffice, restarted every 10 conversions), except that it
+    binds loopback only and starts LibreOffice before it reports healthy.
+    """
+    from gendoc.readiness import Abort, wait_until
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gotenberg.sh"
+    if not script.exists():
+        raise RuntimeError(f"gotenberg mode needs the repository's {script}")
+    built = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, check=True, timeout=1800)
+    launcher = built.stdout.decode().strip().splitlines()[-1]
+    port = free_port()
+    log = workdir / f"gotenberg-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [launcher, "--api-port", str(port), "--api-bind-ip", "127.0.0.1",
+             "--libreoffice-auto-start", "--gotenberg-hide-banner",
+             "--gotenberg-graceful-shutdown-duration", "10s"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            detail = log.read_text(errors="replace")[-4000:]
+            raise Abort(f"gotenberg exited with {proc.returncode}:\n{detail}")
+        health = httpx.get(url + "/health", timeout=2)
+        return health.status_code == 200 and \
+            health.json()["details"]["libreoffice"]["status"] == "up"
+
+    try:
+        wait_until(ready, 120, interval=0.1, what=f"gotenberg on {url}")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return GendocProcess(url, proc, log)
+
+
 def _start_service(workdir: Path, converter_url: str) -> GendocProcess:
     port = free_port()
     return spawn_gendoc(
@@ -251,6 +295,22 @@ def run_stack_bench(args: argparse.Namespace) -> dict[str, Any]:
                 _progress(runs[-1])
             finally:
                 converter.stop()
+
+        if "gotenberg" in modes:
+            gotenberg = _start_gotenberg(workdir)
+            try:
+                docx = _rendered_example(template, data)
+                request = {"method": "POST", "url": "/forms/libreoffice/convert",
+                           "files": {"files": ("invoice.docx", docx, DOCX)}}
+                with PeakRss([gotenberg.proc.pid]) as rss:
+                    samples, secs = asyncio.run(closed(gotenberg.url, request, args.concurrency,
+                                                       args.duration, args.max_requests))
+                run = _summarise(Run("gotenberg", "closed", f"c={args.concurrency}"), samples, secs)
+                run.peak_rss_mb = round(rss.peak_kb / 1024)
+                runs.append(run)
+                _progress(run)
+            finally:
+                gotenberg.stop()
 
         if {"gendoc", "gendoc-docx"} & set(modes):
             converter = _start_converter(workdir, args.pool_size)
