@@ -1,0 +1,229 @@
+"""`gendoc bench converter`: the HTTP converter against warm LibreOffice driven directly.
+
+One invocation, three measurements on the same machine, one after the other:
+
+- `raw`: N warm instances driven over UNO by the pool, no HTTP (the ceiling);
+- `single`: one warm instance, one conversion at a time (what Gotenberg or
+  unoserver give per container);
+- `http`: the converter as a real server process on a free 127.0.0.1 port,
+  driven over HTTP at a fixed concurrency (closed model).
+
+Each runs for a bounded time and/or count after a warm-up; load goes only to
+127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .options import ConversionOptions
+from .pool import Pool
+from .settings import ConverterSettings
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@dataclass
+class Result:
+    mode: str
+    instances: int
+    concurrency: int
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def per_minute(self) -> float:
+        return self.ok * 60 / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def summary(self) -> dict[str, object]:
+        data = asdict(self)
+        del data["latencies"]
+        data.update(ok=self.ok, per_minute=round(self.per_minute, 1),
+                    p50_ms=round(self.percentile(0.5) * 1000, 1),
+                    p95_ms=round(self.percentile(0.95) * 1000, 1),
+                    mean_ms=round(statistics.fmean(self.latencies) * 1000, 1)
+                    if self.latencies else None,
+                    errors=dict(self.errors))
+        return data
+
+
+async def _closed_loop(result: Result, call: object, concurrency: int, seconds: float,
+                       count: int | None, warmup: int) -> None:
+    """`concurrency` workers call `call()` back to back until time or count runs out."""
+    for _ in range(warmup):
+        await call()  # type: ignore[operator]
+    started = time.monotonic()
+    end = started + seconds
+    issued = 0
+
+    async def worker() -> None:
+        nonlocal issued
+        while time.monotonic() < end and (count is None or issued < count):
+            issued += 1
+            t0 = time.monotonic()
+            try:
+                error = await call()  # type: ignore[operator]
+            except Exception as exc:  # a benchmark counts failures, it does not stop on them
+                error = type(exc).__name__
+            if error:
+                result.errors[error] += 1
+            else:
+                result.latencies.append(time.monotonic() - t0)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.monotonic() - started
+
+
+async def _uno(mode: str, document: bytes, instances: int, args: argparse.Namespace,
+               work_dir: Path) -> Result:
+    settings = ConverterSettings(pool_size=instances, queue_size=instances * 4, work_dir=work_dir,
+                                 log_level="warning")
+    pool = Pool(settings)
+    await pool.start()
+    result = Result(mode, instances, instances)
+    options = ConversionOptions()
+
+    async def call() -> str | None:
+        await pool.convert(document, ".docx", options)
+        return None
+
+    try:
+        await _closed_loop(result, call, instances, args.seconds, args.count, args.warmup)
+    finally:
+        await pool.close()
+    return result
+
+
+async def _http(document: bytes, name: str, instances: int, args: argparse.Namespace,
+                work_dir: Path, log_dir: Path) -> Result:
+    from gendoc.procs import free_port, spawn_gendoc
+
+    port = free_port()
+    concurrency = args.concurrency or 2 * instances
+    server = spawn_gendoc(
+        ["converter", "--port", str(port), "--pool-size", str(instances), "--log-level", "warning"],
+        port, "/health", log=log_dir / "bench-converter.log",
+        env={"GENDOC_CONVERTER_WORK_DIR": str(work_dir),
+             "GENDOC_CONVERTER_QUEUE_SIZE": str(max(32, concurrency * 2))},
+        timeout=120,
+    )
+    result = Result("http", instances, concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as client:
+
+            async def call() -> str | None:
+                response = await client.post("/forms/libreoffice/convert",
+                                             files={"files": (name, document, DOCX)})
+                if response.status_code != 200 or not response.content.startswith(b"%PDF"):
+                    return str(response.status_code)
+                return None
+
+            await _closed_loop(result, call, concurrency, args.seconds, args.count,
+                               args.warmup)
+    finally:
+        server.stop()
+    return result
+
+
+def _table(results: list[Result]) -> str:
+    lines = [f"{'mode':<8}{'inst':>5}{'conc':>6}{'ok':>7}{'errors':>8}{'conv/min':>10}"
+             f"{'p50 ms':>9}{'p95 ms':>9}"]
+    for r in results:
+        lines.append(f"{r.mode:<8}{r.instances:>5}{r.concurrency:>6}{r.ok:>7}"
+                     f"{sum(r.errors.values()):>8}{r.per_minute:>10.0f}"
+                     f"{r.percentile(0.5) * 1000:>9.0f}{r.percentile(0.95) * 1000:>9.0f}")
+    return "\n".join(lines)
+
+
+def ratios(results: list[Result]) -> dict[str, float]:
+    by_mode = {r.mode: r.per_minute for r in results}
+    out = {}
+    for base in ("raw", "single"):
+        if by_mode.get("http") and by_mode.get(base):
+            out[f"http/{base}"] = round(by_mode["http"] / by_mode[base], 3)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gendoc.cli import EXAMPLES
+
+    parser = argparse.ArgumentParser(prog="gendoc bench converter", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("document", nargs="?", type=Path, default=EXAMPLES / "invoice.docx",
+                        help="the .docx to convert (default: the bundled invoice)")
+    parser.add_argument("--instances", type=int, default=os.cpu_count() or 1,
+                        help="instances for raw and http (default: CPU count)")
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="HTTP requests in flight (default: 2 x instances)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
+    parser.add_argument("--count", type=int, help="stop each run after this many conversions")
+    parser.add_argument("--warmup", type=int, default=4, help="untimed conversions first")
+    parser.add_argument("--modes", default="raw,single,http",
+                        help="comma-separated subset of raw,single,http, in this order")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    document = args.document.read_bytes()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = set(modes) - {"raw", "single", "http"}
+    if unknown:
+        print(f"gendoc bench converter: unknown mode(s) {', '.join(sorted(unknown))}",
+              file=sys.stderr)
+        return 2
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="gendoc-bench-", dir=_scratch_root()) as tmp:
+        work_dir = Path(tmp)
+        for mode in modes:
+            print(f"bench: {mode} ...", file=sys.stderr, flush=True)
+            if mode == "http":
+                result = asyncio.run(_http(document, args.document.name, args.instances, args,
+                                           work_dir / "http", work_dir))
+            else:
+                n = args.instances if mode == "raw" else 1
+                result = asyncio.run(_uno(mode, document, n, args, work_dir / mode))
+            results.append(result)
+    print(_table(results))
+    for name, value in ratios(results).items():
+        print(f"{name} = {value:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(
+            {"document": str(args.document), "cpus": os.cpu_count(),
+             "load_average": os.getloadavg(),
+             "results": [r.summary() for r in results], "ratios": ratios(results)}, indent=2))
+    return 0 if all(not r.errors for r in results) else 1
+
+
+def _scratch_root() -> str | None:
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""sanitize.py alone: external relationships and include fields neutralised, macros refused."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from converter.converter_docs import (
+    HYPERLINK_REL,
+    IMAGE_REL,
+    R_NS,
+    add_relationship,
+    append_body,
+    complex_field,
+    make_docx,
+    simple_field,
+    with_macros,
+)
+from lxml import etree
+
+from gendoc_converter.errors import MacroDocument, UnreadableDocument
+from gendoc_converter.sanitize import (
+    BLOCKED_TARGET,
+    Limits,
+    field_type,
+    sanitize_docx,
+    strip_external_relationships,
+    strip_include_fields,
+)
+
+RELS = "word/_rels/document.xml.rels"
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def part(docx: bytes, name: str) -> bytes:
+    return zipfile.ZipFile(io.BytesIO(docx)).read(name)
+
+
+def rels(docx: bytes) -> dict[str, dict[str, str]]:
+    root = etree.fromstring(part(docx, RELS))
+    return {r.get("Id"): dict(r.attrib) for r in root}
+
+
+def test_plain_document_is_returned_untouched() -> None:
+    docx = make_docx("Hello")
+    out, report = sanitize_docx(docx)
+    assert out is docx
+    assert not report.changed
+
+
+def test_external_image_is_retargeted_inside_the_package() -> None:
+    docx = add_relationship(make_docx("x"), "rIdEvil", IMAGE_REL, "http://127.0.0.1:9/canary.png")
+    out, report = sanitize_docx(docx)
+    rel = rels(out)["rIdEvil"]
+    assert rel["Target"] == BLOCKED_TARGET
+    assert "TargetMode" not in rel
+    assert report.relationships == [f"{RELS}: image -> http://127.0.0.1:9/canary.png"]
+
+
+def test_external_hyperlink_is_kept() -> None:
+    docx = add_relationship(make_docx("x"), "rIdLink", HYPERLINK_REL, "https://example.org/")
+    out, report = sanitize_docx(docx)
+    assert out is docx and not report.changed
+    assert rels(out)["rIdLink"]["Target"] == "https://example.org/"
+
+
+@pytest.mark.parametrize("kind", ["oleObject", "attachedTemplate", "subDocument", "frame",
+                                  "package"])
+def test_every_other_external_relationship_is_retargeted(kind: str) -> None:
+    target = "file:///etc/passwd"
+    part_name = "word/_rels/settings.xml.rels" if kind == "attachedTemplate" else RELS
+    docx = make_docx("x")
+    if part_name not in zipfile.ZipFile(io.BytesIO(docx)).namelist():
+        docx = _with_part(docx, part_name, '<?xml version="1.0"?><Relationships xmlns="http://'
+                          'schemas.openxmlformats.org/package/2006/relationships"></Relationships>')
+    docx = add_relationship(docx, "rIdX", f"{R_NS}/{kind}", target, part=part_name)
+    out, _ = sanitize_docx(docx)
+    assert b"/etc/passwd" not in part(out, part_name)
+
+
+def test_alt_chunk_is_dropped_even_when_internal() -> None:
+    out = strip_external_relationships(
+        b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        b'<Relationship Id="r1" Type="' + R_NS.encode() + b'/aFChunk" Target="chunk.html"/>'
+        b"</Relationships>")
+    assert out is not None and BLOCKED_TARGET.encode() in out
+
+
+@pytest.mark.parametrize("instruction", [
+    ' INCLUDEPICTURE "http://127.0.0.1:9/x.png" \\d ',
+    ' includetext "file:///etc/passwd" ',
+    " LINK Word.Document.12 \"C:\\\\x.docx\" \"\" \\a ",
+    ' DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc" ',
+    ' IMPORT "file:///etc/hosts" ',
+])
+def test_include_fields_lose_their_code_and_keep_their_result(instruction: str) -> None:
+    for split in (False, True):
+        docx = append_body(make_docx("before"), complex_field(instruction, "CACHED", split=split))
+        out, report = sanitize_docx(docx)
+        document = part(out, "word/document.xml")
+        assert b"instrText" not in document and b"fldChar" not in document
+        assert b"CACHED" in document
+        assert len(report.fields) == 1
+
+
+def test_simple_include_field_is_unwrapped() -> None:
+    docx = append_body(make_docx("x"), simple_field(' INCLUDETEXT "/etc/passwd" ', "CACHED"))
+    out, report = sanitize_docx(docx)
+    document = part(out, "word/document.xml")
+    assert b"fldSimple" not in document and b"CACHED" in document
+    assert report.fields == ['word/document.xml: INCLUDETEXT "/etc/passwd"']
+
+
+def test_harmless_fields_and_hyperlink_fields_stay() -> None:
+    docx = append_body(make_docx("x"), complex_field(" PAGE ", "1")
+                       + complex_field(' HYPERLINK "https://example.org" ', "link")
+                       + simple_field(" NUMPAGES ", "1"))
+    out, report = sanitize_docx(docx)
+    assert out is docx and not report.changed
+
+
+def test_nested_field_building_an_include_is_removed_whole() -> None:
+    # { INCLUDEPICTURE "{ QUOTE "http://x" }" }: the nested field is part of the code.
+    xml = (
+        '<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+        '<w:r><w:instrText xml:space="preserve"> INCLUDEPICTURE "</w:instrText></w:r>'
+        '<w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+        '<w:r><w:instrText xml:space="preserve"> QUOTE "http://127.0.0.1:9/x" </w:instrText></w:r>'
+        '<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>http://127.0.0.1:9/x</w:t></w:r>'
+        '<w:r><w:fldChar w:fldCharType="end"/></w:r>'
+        '<w:r><w:instrText xml:space="preserve">" \\d </w:instrText></w:r>'
+        '<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>KEPT</w:t></w:r>'
+        '<w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>'
+    )
+    out = strip_include_fields(_document(xml))
+    assert out is not None
+    assert b"127.0.0.1" not in out and b"fldChar" not in out and b"KEPT" in out
+
+
+def test_a_field_built_from_a_nested_field_result_is_recognised() -> None:
+    # { { QUOTE "INCLUDETEXT" } "file:///etc/passwd" }: the type comes from a nested result.
+    xml = (
+        '<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+        '<w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+        '<w:r><w:instrText> QUOTE "INCLUDETEXT" </w:instrText></w:r>'
+        '<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>INCLUDETEXT</w:t></w:r>'
+        '<w:r><w:fldChar w:fldCharType="end"/></w:r>'
+        '<w:r><w:instrText xml:space="preserve"> "file:///etc/passwd" </w:instrText></w:r>'
+        '<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>KEPT</w:t></w:r>'
+        '<w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>'
+    )
+    out = strip_include_fields(_document(xml))
+    assert out is not None and b"passwd" not in out and b"KEPT" in out
+
+
+def test_fields_in_headers_are_checked_too() -> None:
+    docx = make_docx("x")
+    docx = _with_part(docx, "word/header1.xml", _document(
+        complex_field(' INCLUDEPICTURE "http://127.0.0.1:9/h.png" ', "H")).decode())
+    out, report = sanitize_docx(docx)
+    assert b"127.0.0.1" not in part(out, "word/header1.xml")
+    assert report.fields and report.fields[0].startswith("word/header1.xml")
+
+
+def test_field_type_is_the_first_word() -> None:
+    assert field_type('  includePicture "x" ') == "INCLUDEPICTURE"
+    assert field_type(" HYPERLINK x") == "HYPERLINK"
+    assert field_type("") == ""
+
+
+def test_macro_packages_are_refused() -> None:
+    with pytest.raises(MacroDocument):
+        sanitize_docx(with_macros(make_docx("x")))
+
+
+@pytest.mark.parametrize("data", [b"", b"not a zip at all", b"PK\x03\x04broken"])
+def test_unreadable_packages_are_refused(data: bytes) -> None:
+    with pytest.raises(UnreadableDocument):
+        sanitize_docx(data)
+
+
+def test_zip_bombs_are_refused_from_the_directory() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", b"\0" * (5 * 1024 * 1024))
+    with pytest.raises(UnreadableDocument, match="compressed suspiciously"):
+        sanitize_docx(out.getvalue())
+    with pytest.raises(UnreadableDocument, match="entries"):
+        sanitize_docx(make_docx("x"), Limits(max_entries=3))
+
+
+def test_external_entities_are_refused_not_resolved() -> None:
+    evil = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            b'<Relationship Id="r" Type="t/image" Target="&x;" TargetMode="External"/>'
+            b"</Relationships>")
+    with pytest.raises(UnreadableDocument, match="external entity"):
+        strip_external_relationships(evil)
+
+
+def _document(body: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.'
+            f'openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>'
+            ).encode()
+
+
+def _with_part(docx: bytes, name: str, text: str) -> bytes:
+    out = io.BytesIO(docx)
+    with zipfile.ZipFile(out, "a") as z:
+        z.writestr(name, text)
+    return out.getvalue()
