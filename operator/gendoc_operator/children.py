@@ -20,6 +20,7 @@ from kubernetes.utils.quantity import parse_quantity
 SERVICE_PORT = 8080  # DESIGN.md: the service listens on 8080
 CONVERTER_PORT = 3000  # DESIGN.md: the converter on localhost:3000 of the pod
 STORE_DIR = "/var/lib/gendoc/templates"  # images/service/Dockerfile's GENDOC_STORE_DIR
+API_KEYS_DIR = "/etc/gendoc/api-keys"  # GENDOC_API_KEYS_FILE points into it
 RUN_AS = 10001  # the images' user (images/*/Dockerfile); set here so any image runs non-root
 
 MANAGED_BY = "gendoc-operator"
@@ -172,6 +173,13 @@ def service_container(spec: Mapping[str, Any], image: str) -> JSON:
     ]
     if svc.get("renderWorkers") is not None:
         env.append({"name": "GENDOC_RENDER_WORKERS", "value": str(svc["renderWorkers"])})
+    mounts = [
+        {"name": "service-tmp", "mountPath": "/tmp"},
+        {"name": templates_volume["name"], "mountPath": STORE_DIR, "readOnly": read_only},
+    ]
+    if svc.get("apiKeysSecret"):
+        env.append({"name": "GENDOC_API_KEYS_FILE", "value": f"{API_KEYS_DIR}/api-keys"})
+        mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
     return {
         "name": "gendoc-service",
         "image": image,
@@ -187,10 +195,7 @@ def service_container(spec: Mapping[str, Any], image: str) -> JSON:
         "livenessProbe": _http_probe("/healthz", "http", period=10, failures=3),
         "readinessProbe": _http_probe("/readyz", "http", period=5, failures=2),
         "securityContext": _container_security(),
-        "volumeMounts": [
-            {"name": "service-tmp", "mountPath": "/tmp"},
-            {"name": templates_volume["name"], "mountPath": STORE_DIR, "readOnly": read_only},
-        ],
+        "volumeMounts": mounts,
     }
 
 
@@ -279,6 +284,11 @@ def pod_template(dg: Mapping[str, Any], *, defaults: Images) -> JSON:
             templates_volume,
         ],
     }
+    if spec["service"].get("apiKeysSecret"):
+        # Only the one key, readable by the (non-root) service user alone.
+        pod["volumes"].append({"name": "api-keys", "secret": {
+            "secretName": spec["service"]["apiKeysSecret"],
+            "items": [{"key": "api-keys", "path": "api-keys"}], "defaultMode": 0o440}})
     if spec["images"].get("pullSecrets"):
         pod["imagePullSecrets"] = [{"name": n} for n in spec["images"]["pullSecrets"]]
     return {

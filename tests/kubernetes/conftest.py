@@ -287,6 +287,12 @@ class Cluster:
             raise AssertionError(out)
         return dict(json.loads(out))
 
+    def new_namespace(self, name: str) -> None:
+        """Create it and wait for its default ServiceAccount (pods need it)."""
+        self.try_kubectl("create", "namespace", name)
+        self.wait_for(lambda: self.try_kubectl("get", "sa", "default", "-n", name)[0] == 0,
+                      f"namespace {name} ready")
+
     def wait_for(self, predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
         return wait_until(predicate, timeout, interval=0.25, what=what)
 
@@ -321,42 +327,28 @@ def cluster(control_plane: ControlPlane) -> Cluster:
     return c
 
 
-# What the operator needs and no more (docs/operator.md "Permissions"); the tier
-# runs it under exactly these rules, so a missing one fails here, not in a cluster.
-OPERATOR_RULES = [
-    {"apiGroups": ["gendoc.io"], "resources": ["docgenerators"],
-     "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["gendoc.io"], "resources": ["docgenerators/status"], "verbs": ["get", "patch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"],
-     "verbs": ["get", "list", "watch", "create", "patch"]},
-    {"apiGroups": [""], "resources": ["services"],
-     "verbs": ["get", "list", "watch", "create", "patch"]},
-    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"],
-     "verbs": ["get", "list", "watch", "create", "patch"]},
-    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
-     "verbs": ["get", "list", "watch", "create", "patch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    # kopf watches CRDs to notice resources appear and go (cluster-scoped: a ClusterRole).
-    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-     "verbs": ["list", "watch"]},
-]
+CHART = REPO / "charts" / "gendoc"
+OPERATOR_RELEASE, OPERATOR_NAMESPACE = "gendoc", "gendoc-system"
 
 
-def operator_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A service account bound to OPERATOR_RULES, as the chart installs it; its token."""
-    ns, name = "gendoc-system", "gendoc-operator"
-    cluster.kubectl("create", "namespace", ns)
-    for obj in (
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": name}, "rules": OPERATOR_RULES},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": name},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
-    ):
-        cluster.apply(obj)
-    token = cluster.kubectl("create", "token", name, "-n", ns, "--duration=2h").strip()
+def helm(cluster: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    plane = cluster.plane
+    proc = subprocess.run(
+        [str(plane.bin_dir / "helm"), "--kubeconfig", str(plane.kubeconfig), *args],
+        capture_output=True, text=True, timeout=180, check=False,
+        env={**os.environ, "HELM_CACHE_HOME": str(plane.workdir / "helm-cache"),
+             "HELM_CONFIG_HOME": str(plane.workdir / "helm-config"),
+             "HELM_DATA_HOME": str(plane.workdir / "helm-data")},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def token_kubeconfig(cluster: Cluster, namespace: str, service_account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the service account (a bound token)."""
+    token = cluster.kubectl("create", "token", service_account, "-n", namespace,
+                            "--duration=2h").strip()
     plane = cluster.plane
     path.write_text(f"""apiVersion: v1
 kind: Config
@@ -364,18 +356,34 @@ clusters:
 - name: gendoc-test
   cluster: {{server: "{plane.server}", certificate-authority: "{plane.workdir / 'ca.crt'}"}}
 users:
-- name: {name}
+- name: {service_account}
   user: {{token: "{token}"}}
 contexts:
 - name: gendoc-test
-  context: {{cluster: gendoc-test, user: {name}}}
+  context: {{cluster: gendoc-test, user: {service_account}}}
 current-context: gendoc-test
 """)
     return path
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GendocProcess]:
+def chart_release(cluster: Cluster) -> str:
+    """The chart installed once (release "gendoc" in gendoc-system); its ServiceAccount's user.
+
+    The session's operator runs as that ServiceAccount, so it has exactly the
+    chart's RBAC (docs/operator.md, "Permissions"): a rule the chart lacks fails
+    this tier, not a cluster. The chart's own operator Deployment stays Pending
+    (no kubelet); the test's operator process stands in for it.
+    """
+    helm(cluster, "install", OPERATOR_RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE,
+         "--create-namespace", "--wait=false", "--set", "images.registry=test.invalid/gendoc")
+    # The ServiceAccount is the release's full name ("gendoc": release and chart agree).
+    return f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_RELEASE}"
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, chart_release: str,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[GendocProcess]:
     """`gendoc operator`, a real subprocess with only its own RBAC, watching all namespaces."""
     port = free_port()
     workdir = tmp_path_factory.mktemp("operator")
@@ -383,7 +391,8 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     proc = spawn_gendoc(
         ["operator"], port, "/healthz", log=log, timeout=60,
         env={
-            "KUBECONFIG": str(operator_kubeconfig(cluster, workdir / "kubeconfig")),
+            "KUBECONFIG": str(token_kubeconfig(cluster, OPERATOR_NAMESPACE, OPERATOR_RELEASE,
+                                               workdir / "kubeconfig")),
             "GENDOC_OPERATOR_HEALTH_HOST": "127.0.0.1",
             "GENDOC_OPERATOR_HEALTH_PORT": str(port),
             "GENDOC_OPERATOR_RESYNC_SECONDS": "5",
@@ -416,3 +425,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.kubernetes)
+
+
+@pytest.fixture(scope="session")
+def run_helm(cluster: Cluster) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """helm against the test control plane: run_helm("install", ..., check=True)."""
+    return lambda *args, check=True: helm(cluster, *args, check=check)
+
+
+@pytest.fixture(scope="session")
+def chart() -> Path:
+    return CHART

@@ -158,3 +158,17 @@ def test_service_and_pdb() -> None:
     pdb = children.pdb_for(dg())["spec"]
     assert pdb["maxUnavailable"] == 1
     assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_api_keys_come_from_a_secret_mounted_read_only() -> None:
+    d = children.deployment_for(dg({"service": {"apiKeysSecret": "invoice-keys"}}), defaults=DEFAULTS)
+    service = containers(d)["gendoc-service"]
+    assert env(service)["GENDOC_API_KEYS_FILE"] == "/etc/gendoc/api-keys/api-keys"
+    mount = next(m for m in service["volumeMounts"] if m["name"] == "api-keys")
+    assert mount == {"name": "api-keys", "mountPath": "/etc/gendoc/api-keys", "readOnly": True}
+    volume = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "api-keys")
+    assert volume["secret"]["secretName"] == "invoice-keys"
+    assert volume["secret"]["items"] == [{"key": "api-keys", "path": "api-keys"}]
+    # Without the field, no key file and no volume.
+    plain = children.deployment_for(dg(), defaults=DEFAULTS)
+    assert "GENDOC_API_KEYS_FILE" not in env(containers(plain)["gendoc-service"])
