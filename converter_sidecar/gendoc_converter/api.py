@@ -76,16 +76,17 @@ def create_app(settings: ConverterSettings, pool: Pool | None = None) -> Starlet
         trace = request.headers.get(TRACE_HEADER) or str(uuid.uuid4())
         token = request_id.set(trace)
         try:
-            response = await _convert(request, pool, settings)
-        except ConverterError as exc:
-            response = _error(exc)
-        except HTTPException as exc:  # malformed multipart body
-            response = PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+            try:
+                response = await _convert(request, pool, settings)
+            except ConverterError as exc:
+                response = _error(exc)
+            except HTTPException as exc:  # malformed multipart body
+                response = PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+            response.headers[TRACE_HEADER] = trace
+            log.info("convert %s in %.3fs", response.status_code, time.monotonic() - started)
+            return response
         finally:
             request_id.reset(token)
-        response.headers[TRACE_HEADER] = trace
-        log.info("convert %s in %.3fs", response.status_code, time.monotonic() - started)
-        return response
 
     async def health(request: Request) -> Response:
         up = pool.healthy()

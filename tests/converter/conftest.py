@@ -16,7 +16,8 @@ def converter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GendocProces
     """One converter (2 instances) shared by the API and isolation tests."""
     server = start_converter(tmp_path_factory.mktemp("converter"), pool_size=2, queue_size=16)
     yield server
-    assert server.stop() == 0, server.logs()[-3000:]
+    # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
+    assert server.stop() in (0, -15), server.logs()[-3000:]
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def linked_picture(rid: str) -> str:
 
 
 def complex_field(instruction: str, result: str, split: bool = False) -> str:
-    """A paragraph with a begin/instrText/separate/result/end field; `split` cuts the code in two."""
+    """A paragraph with a begin/instrText/separate/result/end field (`split`: code in 2 runs)."""
     half = len(instruction) // 2
     parts = [instruction[:half], instruction[half:]] if split else [instruction]
     instr = "".join(f'<w:r><w:instrText xml:space="preserve">{escape(p)}</w:instrText></w:r>'
@@ -103,3 +103,18 @@ def with_macros(docx: bytes) -> bytes:
     docx = add_file(docx, "word/vbaProject.bin", b"\xd0\xcf\x11\xe0 not really a VBA project")
     return edit_part(docx, "[Content_Types].xml", lambda x: re.sub(
         r"document\.main\+xml", "document.macroEnabled.main+xml", x))
+
+
+def tiny_png(rgb: tuple[int, int, int] = (200, 30, 30), size: int = 8) -> bytes:
+    """A small solid-colour PNG, written by hand (zlib + CRCs)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\0" + bytes(rgb) * size
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(row * size)) + chunk(b"IEND", b""))

@@ -17,8 +17,6 @@ from converter.converter_docs import (
     simple_field,
     with_macros,
 )
-from lxml import etree
-
 from gendoc_converter.errors import MacroDocument, UnreadableDocument
 from gendoc_converter.sanitize import (
     BLOCKED_TARGET,
@@ -28,6 +26,7 @@ from gendoc_converter.sanitize import (
     strip_external_relationships,
     strip_include_fields,
 )
+from lxml import etree
 
 RELS = "word/_rels/document.xml.rels"
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"

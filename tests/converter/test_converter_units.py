@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from gendoc_converter import policy
 from gendoc_converter.errors import BadForm
 from gendoc_converter.options import ConversionOptions, filter_data, parse_options

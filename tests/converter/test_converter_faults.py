@@ -1,0 +1,197 @@
+"""Faults on a real converter: overload, crashes, hangs, restarts, shutdown. No fixed sleeps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from converter.converter_docs import make_docx
+from converter.converter_support import (
+    CONVERT,
+    INVOICE,
+    children,
+    docx_file,
+    metric,
+    soffice_pids,
+    start_converter,
+)
+
+from gendoc.procs import GendocProcess
+from gendoc.readiness import wait_until
+
+pytestmark = pytest.mark.libreoffice
+
+LONG = make_docx(*[f"Paragraph {i} " * 60 for i in range(80)])  # about 15 pages
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GendocProcess]:
+    """Two instances, a short conversion timeout and few conversions per instance."""
+    server = start_converter(tmp_path_factory.mktemp("faults"), pool_size=2, queue_size=32,
+                             conversion_timeout=3, max_conversions_per_instance=8,
+                             monitor_interval=0.2)
+    yield server
+    server.stop()
+
+
+def convert(url: str, doc: bytes = b"", **headers: str) -> httpx.Response:
+    return httpx.post(url + CONVERT, files=[docx_file("d.docx", doc or INVOICE.read_bytes())],
+                      headers=headers, timeout=60)
+
+
+def metrics(server: GendocProcess) -> str:
+    return httpx.get(server.url + "/metrics", timeout=5).text
+
+
+def ready_instances(server: GendocProcess) -> float:
+    text = metrics(server)
+    return (metric(text, "gendoc_converter_instances", 'state="idle"')
+            + metric(text, "gendoc_converter_instances", 'state="busy"'))
+
+
+def restarts(server: GendocProcess, reason: str) -> float:
+    return metric(metrics(server), "gendoc_converter_restarts_total", f'reason="{reason}"')
+
+
+def wait_full(server: GendocProcess, timeout: float = 10.0) -> None:
+    wait_until(lambda: ready_instances(server) == 2 and len(soffice_pids(server)) == 2,
+               timeout, interval=0.1, what="pool back to full size")
+
+
+def no_zombies(server: GendocProcess) -> None:
+    zombies = [c for c in children(server.proc.pid) if c[1] == "Z"]
+    assert zombies == []
+
+
+def test_queue_full_is_429_with_retry_after(tmp_path: Path) -> None:
+    server = start_converter(tmp_path, pool_size=1, queue_size=1)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(lambda _: convert(server.url, LONG), range(8)))
+        codes = sorted(r.status_code for r in responses)
+        assert set(codes) == {200, 429}, codes
+        assert codes.count(200) >= 2  # the one converting and the one waiting
+        for response in responses:
+            if response.status_code == 429:
+                assert int(response.headers["retry-after"]) >= 1
+        assert metric(metrics(server), "gendoc_converter_rejected_total",
+                      'reason="queue_full"') == codes.count(429)
+    finally:
+        server.stop()
+
+
+def test_kill_9_during_a_burst_loses_no_request(faulty: GendocProcess) -> None:
+    wait_full(faulty)
+    crashes = restarts(faulty, "crash")
+    victim = soffice_pids(faulty)[0]
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(convert, faulty.url, LONG) for _ in range(12)]
+        wait_until(lambda: ready_instances(faulty) == 2 and metric(
+            metrics(faulty), "gendoc_converter_instances", 'state="busy"') == 2, 10,
+            what="both instances busy")
+        os.kill(victim, signal.SIGKILL)
+        codes = [f.result().status_code for f in futures]
+    assert codes == [200] * 12
+    started = time.monotonic()
+    wait_full(faulty)
+    assert time.monotonic() - started < 10
+    assert restarts(faulty, "crash") == crashes + 1
+    assert victim not in soffice_pids(faulty)
+    no_zombies(faulty)
+
+
+def test_a_crashed_idle_instance_is_replaced(faulty: GendocProcess) -> None:
+    wait_full(faulty)
+    crashes = restarts(faulty, "crash")
+    victim = soffice_pids(faulty)[1]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: restarts(faulty, "crash") == crashes + 1, 10, what="crash noticed")
+    wait_full(faulty)
+    assert victim not in soffice_pids(faulty)
+    assert convert(faulty.url).status_code == 200
+    no_zombies(faulty)
+
+
+def test_a_hung_instance_times_out_and_is_replaced(faulty: GendocProcess) -> None:
+    wait_full(faulty)
+    timeouts = restarts(faulty, "timeout")
+    victim = soffice_pids(faulty)[0]
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        # Sequential requests go round the idle instances: one lands on the stopped one,
+        # waits out the 3 s conversion timeout, and is retried on the other instance.
+        durations = []
+        for _ in range(3):
+            started = time.monotonic()
+            assert convert(faulty.url).status_code == 200
+            durations.append(time.monotonic() - started)
+        assert max(durations) >= 3
+        assert restarts(faulty, "timeout") == timeouts + 1
+        wait_full(faulty)
+        assert victim not in soffice_pids(faulty)
+        no_zombies(faulty)
+    finally:
+        if victim in soffice_pids(faulty):
+            os.kill(victim, signal.SIGCONT)
+
+
+def test_a_hang_past_the_callers_deadline_is_503_with_retry_after(faulty: GendocProcess) -> None:
+    wait_full(faulty)
+    victims = soffice_pids(faulty)
+    for pid in victims:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        response = convert(faulty.url, **{"Gendoc-Timeout": "1.5"})
+        assert response.status_code == 503
+        assert int(response.headers["retry-after"]) >= 1
+        assert time.monotonic() - started < 3  # never past the caller's deadline (+ slack)
+    finally:
+        for pid in victims:
+            if pid in soffice_pids(faulty):
+                os.kill(pid, signal.SIGCONT)
+    wait_full(faulty)
+    assert convert(faulty.url).status_code == 200
+
+
+def test_instances_restart_after_max_conversions_with_clean_profiles(
+        faulty: GendocProcess) -> None:
+    wait_full(faulty)
+    before = restarts(faulty, "max_conversions")
+    started = time.time()
+    with ThreadPoolExecutor(2) as pool:
+        codes = list(pool.map(lambda _: convert(faulty.url).status_code, range(20)))
+    assert codes == [200] * 20
+    assert restarts(faulty, "max_conversions") >= before + 2
+    wait_full(faulty)
+    work = Path(faulty.log).parent / "work" if faulty.log else None
+    assert work is not None
+    pools = list(work.glob("pool-*"))
+    assert [p.name for p in pools] == [f"pool-{faulty.proc.pid}"]
+    assert sorted(p.name for p in pools[0].iterdir()) == ["instance-0", "instance-1", "template"]
+    for instance in pools[0].glob("instance-*"):
+        # Each successor runs on a fresh copy of the template: the only lock is the
+        # running instance's own, no document lock, nothing left from conversions.
+        profile = instance / "profile"
+        assert profile.stat().st_ctime >= started
+        assert [p.name for p in profile.rglob("*lock*")] == [".lock"]
+        assert not list((instance / "scratch").iterdir())
+    no_zombies(faulty)
+
+
+def test_shutdown_stops_every_instance_and_cleans_up(tmp_path: Path) -> None:
+    server = start_converter(tmp_path, pool_size=2)
+    pids = soffice_pids(server)
+    assert len(pids) == 2
+    assert convert(server.url).status_code == 200
+    assert server.stop() in (0, -signal.SIGTERM)
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists()
+    assert list((tmp_path / "work").iterdir()) == []
+    assert "pool stopped" in server.logs()
