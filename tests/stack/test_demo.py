@@ -1,0 +1,32 @@
+"""The README's run command: scripts/demo.sh (behind `make demo`) end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import REPO
+from gendoc.procs import free_port
+
+pytestmark = pytest.mark.libreoffice
+
+
+def test_demo_starts_the_stack_renders_the_example_and_stops(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {**os.environ, "GENDOC_DEMO_PORT": str(free_port()),
+           "GENDOC_DEMO_CONVERTER_PORT": str(free_port())}
+    done = subprocess.run(["bash", str(REPO / "scripts" / "demo.sh"), str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pdf = out / "invoice.pdf"
+    assert f"your document is at {pdf.resolve()}" in done.stdout
+    text = PdfReader(pdf).pages[0].extract_text()
+    assert "INV-2026-0042" in text and "Globex & Partners <Ltd>" in text
+    # Both processes are gone: nothing listens on the demo's ports any more.
+    for port in (env["GENDOC_DEMO_PORT"], env["GENDOC_DEMO_CONVERTER_PORT"]):
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+        assert listening.stdout.strip() == "", port

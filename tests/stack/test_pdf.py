@@ -1,0 +1,137 @@
+"""PDF through the whole stack: the real service, the real converter, real LibreOffice."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from converter.converter_support import pdf_text, start_converter
+from docx_helpers import make_docx, part_texts
+from pypdf import PdfReader
+
+from conftest import CORPUS, EXAMPLES, ServerProcess, start_service
+
+pytestmark = pytest.mark.libreoffice
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    tmp = tmp_path_factory.mktemp("stack")
+    converter = start_converter(tmp, pool_size=2)
+    service = start_service(tmp, converter_url=converter.url)
+    yield service, converter
+    service.stop()
+    converter.stop()
+
+
+@pytest.fixture
+def client(stack: tuple[ServerProcess, ServerProcess]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack[0].url, timeout=60) as c:
+        yield c
+
+
+def words(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_example_invoice_to_pdf(client: httpx.Client, tmp_path: Path) -> None:
+    name = f"invoice-{uuid.uuid4().hex[:6]}"
+    client.put(f"/v1/templates/{name}", content=(EXAMPLES / "invoice.docx").read_bytes(),
+               headers={"content-type": DOCX})
+    data = json.loads((EXAMPLES / "invoice.json").read_text())
+    r = client.post("/v1/render", json={"template": name, "data": data, "format": "pdf"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/pdf"
+    assert r.headers["content-disposition"] == f'attachment; filename="{name}.pdf"'
+    # -raw keeps the content stream's order, so a wrapped table cell stays whole.
+    (tmp_path / "invoice.pdf").write_bytes(r.content)
+    raw = subprocess.run(["pdftotext", "-raw", str(tmp_path / "invoice.pdf"), "-"],
+                         capture_output=True, text=True, check=True).stdout
+    text = re.sub(r"\s+", "", raw)
+    for value in ("INV-2026-0042", "Globex & Partners <Ltd>", "742 Evergreen Terrace",
+                  "Rendering service, monthly", "EUR 1,234.50", "Acme Documents GmbH"):
+        assert re.sub(r"\s+", "", value) in text, value
+
+
+PLAIN = [c for c in sorted((CORPUS / "cases").glob("*.json"))
+         if "needs" not in json.loads(c.read_text()) and "expect_error" not in json.loads(c.read_text())]
+
+
+@pytest.mark.parametrize("case_file", PLAIN, ids=[c.stem for c in PLAIN])
+def test_corpus_case_to_pdf(client: httpx.Client, case_file: Path, tmp_path: Path) -> None:
+    """Every plain-JSON corpus case as PDF: each data value the DOCX shows is in the PDF."""
+    case = json.loads(case_file.read_text())
+    template = (CORPUS / case["template"]).read_bytes()
+    fields = {"data": json.dumps(case["context"])}
+    docx = client.post("/v1/render", files={"template": ("t.docx", template)}, data={**fields, "format": "docx"})
+    pdf = client.post("/v1/render", files={"template": ("t.docx", template)}, data={**fields, "format": "pdf"})
+    assert docx.status_code == 200 and pdf.status_code == 200, pdf.text
+    shown = words(" ".join(" ".join(v) for v in part_texts(docx.content).values()))
+    text = words(pdf_text(pdf.content, tmp_path)).replace(" ", "")
+    values = [str(v) for v in _scalars(case["context"]) if len(str(v)) >= 3 and str(v) in shown]
+    assert values or case_file.stem in ("comments", "horizontal_merge", "less_cells_after_loop",
+                                        "vertical_merge_nested", "header_footer_entities",
+                                        "footnotes", "doc_properties", "preserve_spaces",
+                                        "merge_paragraph"), "the case shows no data value"
+    for value in values:
+        # pdftotext lays text out in columns: compare without whitespace.
+        assert value.replace(" ", "").replace("\n", "") in text, value
+
+
+def _scalars(value: object) -> Iterator[object]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _scalars(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _scalars(v)
+    elif isinstance(value, str | int | float) and not isinstance(value, bool):
+        yield value
+
+
+def test_batch_of_pdfs_streams_a_zip_and_merges(client: httpx.Client, tmp_path: Path) -> None:
+    name = f"letter-{uuid.uuid4().hex[:6]}"
+    client.put(f"/v1/templates/{name}", content=make_docx("Dear {{ who }}"), headers={"content-type": DOCX})
+    items = [{"who": f"Reader {i}"} for i in range(6)]
+    r = client.post("/v1/render/batch", json={"template": name, "items": items, "format": "pdf"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    assert archive.namelist() == [f"{name}-{i + 1:04d}.pdf" for i in range(6)]
+    for i, entry in enumerate(archive.namelist()):
+        assert f"Dear Reader {i}" in words(pdf_text(archive.read(entry), tmp_path))
+    merged = client.post("/v1/render/batch", json={"template": name, "items": items, "merge": True})
+    assert merged.status_code == 200 and merged.headers["content-type"] == "application/pdf"
+    reader = PdfReader(io.BytesIO(merged.content))
+    assert len(reader.pages) == 6
+    assert "Dear Reader 5" in reader.pages[5].extract_text()
+
+
+def test_readiness_and_errors_follow_the_converter(tmp_path: Path) -> None:
+    """A service whose converter is gone: not ready, PDF 503 with Retry-After, DOCX still fine."""
+    from gendoc.procs import free_port
+
+    service = start_service(tmp_path, converter_url=f"http://127.0.0.1:{free_port()}")
+    try:
+        ready = httpx.get(f"{service.url}/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["converter"] == "unreachable"
+        files = {"template": ("t.docx", make_docx("x"))}
+        pdf = httpx.post(f"{service.url}/v1/render", files=files, data={"format": "pdf"})
+        assert pdf.status_code == 503 and pdf.json()["type"].endswith("/converter-unavailable")
+        assert int(pdf.headers["retry-after"]) >= 1
+        assert httpx.post(f"{service.url}/v1/render", files=files, data={"format": "docx"}).status_code == 200
+    finally:
+        service.stop()
+
+
+def test_ready_when_the_converter_is(stack: tuple[ServerProcess, ServerProcess]) -> None:
+    ready = httpx.get(f"{stack[0].url}/readyz").json()
+    assert ready == {"status": "ok", "checks": {"store": "ok", "converter": "ok"}}
