@@ -9,7 +9,10 @@ One invocation, three measurements on the same machine, one after the other:
   driven over HTTP at a fixed concurrency (closed model).
 
 Each runs for a bounded time and/or count after a warm-up; load goes only to
-127.0.0.1.
+127.0.0.1. Two more modes answer the design question "can threads of one
+Python process drive N instances in parallel?" (docs/converter.md):
+`threads` (N instances, one thread each, no pool, no asyncio) and `procs`
+(N instances, each driven from its own worker process).
 """
 
 from __future__ import annotations
@@ -17,17 +20,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from . import profile
+from .instance import Instance
 from .options import ConversionOptions
 from .pool import Pool
 from .settings import ConverterSettings
@@ -149,6 +159,75 @@ async def _http(document: bytes, name: str, instances: int, args: argparse.Names
     return result
 
 
+def _drive(index: int, settings: ConverterSettings, template: Path, root: Path,
+           document: bytes, seconds: float, count: int | None, warmup: int,
+           wait_start: Callable[[], object]) -> list[float]:
+    """One instance driven directly over UNO, back to back; returns its latencies."""
+    instance = Instance(index, 0, soffice=settings.soffice, template=template, root=root,
+                        start_timeout=settings.start_timeout, stop_timeout=settings.stop_timeout)
+    instance.start()
+    options = ConversionOptions()
+    latencies: list[float] = []
+    try:
+        for _ in range(warmup):
+            instance.convert(document, ".docx", options)
+        wait_start()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and (count is None or len(latencies) < count):
+            t0 = time.monotonic()
+            instance.convert(document, ".docx", options)
+            latencies.append(time.monotonic() - t0)
+    finally:
+        instance.stop()
+    return latencies
+
+
+def _drive_process(out: Any, go: Any, *args: Any) -> None:
+    """Worker process of the `procs` mode: report ready, wait for the start, send latencies."""
+    def wait_start() -> None:
+        out.put("ready")
+        go.wait()
+
+    out.put(_drive(*args, wait_start=wait_start))
+
+
+def _direct(mode: str, document: bytes, instances: int, args: argparse.Namespace,
+            work_dir: Path) -> Result:
+    """N instances without the pool: one thread each (`threads`) or one process each (`procs`)."""
+    settings = ConverterSettings(pool_size=instances, work_dir=work_dir)
+    template = work_dir / "template"
+    profile.make_template(settings.soffice, template, dict(os.environ), settings.start_timeout)
+    per_instance = None if args.count is None else -(-args.count // instances)
+    common = (settings, template, work_dir, document, args.seconds, per_instance, args.warmup)
+    result = Result(mode, instances, instances)
+    started = 0.0
+    if mode == "threads":
+        barrier = threading.Barrier(instances + 1)
+        with ThreadPoolExecutor(instances) as pool:
+            futures = [pool.submit(_drive, i, *common, wait_start=barrier.wait)
+                       for i in range(instances)]
+            barrier.wait()
+            started = time.monotonic()
+            latencies = [f.result() for f in futures]
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        out, go = ctx.Queue(), ctx.Event()
+        workers = [ctx.Process(target=_drive_process, args=(out, go, i, *common))
+                   for i in range(instances)]
+        for worker in workers:
+            worker.start()
+        for _ in workers:
+            assert out.get(timeout=120) == "ready"
+        go.set()
+        started = time.monotonic()
+        latencies = [out.get(timeout=args.seconds + 120) for _ in workers]
+        for worker in workers:
+            worker.join()
+    result.seconds = time.monotonic() - started
+    result.latencies = [x for chunk in latencies for x in chunk]
+    return result
+
+
 def _table(results: list[Result]) -> str:
     lines = [f"{'mode':<8}{'inst':>5}{'conc':>6}{'ok':>7}{'errors':>8}{'conv/min':>10}"
              f"{'p50 ms':>9}{'p95 ms':>9}"]
@@ -183,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--count", type=int, help="stop each run after this many conversions")
     parser.add_argument("--warmup", type=int, default=4, help="untimed conversions first")
     parser.add_argument("--modes", default="raw,single,http",
-                        help="comma-separated subset of raw,single,http, in this order")
+                        help="comma-separated, run in this order: raw, single, http "
+                        "(default) and threads, procs (how to drive N instances)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     return parser
 
@@ -192,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     document = args.document.read_bytes()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = set(modes) - {"raw", "single", "http"}
+    unknown = set(modes) - {"raw", "single", "http", "threads", "procs"}
     if unknown:
         print(f"gendoc bench converter: unknown mode(s) {', '.join(sorted(unknown))}",
               file=sys.stderr)
@@ -205,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             if mode == "http":
                 result = asyncio.run(_http(document, args.document.name, args.instances, args,
                                            work_dir / "http", work_dir))
+            elif mode in ("threads", "procs"):
+                result = _direct(mode, document, args.instances, args, work_dir / mode)
             else:
                 n = args.instances if mode == "raw" else 1
                 result = asyncio.run(_uno(mode, document, n, args, work_dir / mode))

@@ -195,3 +195,29 @@ def test_shutdown_stops_every_instance_and_cleans_up(tmp_path: Path) -> None:
         assert not Path(f"/proc/{pid}").exists()
     assert list((tmp_path / "work").iterdir()) == []
     assert "pool stopped" in server.logs()
+
+
+def test_health_is_down_while_no_instance_can_serve(faulty: GendocProcess) -> None:
+    wait_full(faulty)
+    for pid in soffice_pids(faulty):
+        os.kill(pid, signal.SIGKILL)
+
+    def down() -> bool:
+        response = httpx.get(faulty.url + "/health", timeout=5)
+        body = response.json()
+        return (response.status_code == 503 and body["status"] == "down"
+                and body["details"]["libreoffice"]["status"] == "down")
+
+    wait_until(down, 5, interval=0.01, what="/health reports down")
+    wait_full(faulty)
+    assert httpx.get(faulty.url + "/health", timeout=5).status_code == 200
+    no_zombies(faulty)
+
+
+def test_an_instance_above_the_memory_limit_is_replaced(tmp_path: Path) -> None:
+    server = start_converter(tmp_path, pool_size=1, max_instance_rss_mb=1)
+    try:
+        assert [convert(server.url).status_code for _ in range(2)] == [200, 200]
+        wait_until(lambda: restarts(server, "memory") >= 2, 10, what="memory restarts")
+    finally:
+        server.stop()
