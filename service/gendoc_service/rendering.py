@@ -125,6 +125,20 @@ class _Environment(SandboxedEnvironment):
             f"access to attribute {attribute!r} of {type(obj).__name__!r} is not allowed"
         )
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Dunder names are how template injection starts (__class__, __globals__,
+        # __init__...). Refuse them on anything, undefined values included, so an
+        # attempt is a 422 rather than an empty string. Data keys starting with
+        # "__" are therefore not reachable by attribute syntax.
+        if attribute.startswith("__"):
+            raise SecurityError(f"access to attribute {attribute!r} is not allowed")
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(argument, str) and argument.startswith("__"):
+            raise SecurityError(f"access to item {argument!r} is not allowed")
+        return super().getitem(obj, argument)
+
     def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Any:
         if globals is not None or template_class is not None or not isinstance(source, str):
             return super().from_string(source, globals, template_class)

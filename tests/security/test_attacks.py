@@ -1,0 +1,183 @@
+"""Hostile templates, data and packages against the real service (docs/security.md).
+
+Each attack must fail safely with a clear 4xx problem, quickly, and leave the
+service healthy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from converter.converter_docs import add_file, edit_part, with_macros
+from docx_helpers import make_docx, part_texts
+
+from conftest import CORPUS, ServerProcess, start_service
+
+SSTI = [
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ ''|attr('__class__')|attr('__mro__') }}",
+    "{{ '{0.__class__.__mro__}'.format('') }}",
+    "{{ '%(a)s'.format_map({'a': ''.__class__}) }}",
+    "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    "{{ self.__init__.__globals__ }}",
+    "{{ request.application.__globals__ }}",
+]
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_service(tmp_path_factory.mktemp("attacks"),
+                           env={"GENDOC_RENDER_TIMEOUT": "3", "GENDOC_RENDER_MEMORY_MB": "700"})
+    yield server
+    assert httpx.get(f"{server.url}/healthz").status_code == 200  # still healthy after all
+    server.stop()
+
+
+def render(svc: ServerProcess, docx: bytes, data: dict | None = None) -> httpx.Response:
+    return httpx.post(f"{svc.url}/v1/render", files={"template": ("t.docx", docx)},
+                      data={"data": json.dumps(data or {}), "format": "docx"}, timeout=30)
+
+
+def footnote_template(payload: str) -> bytes:
+    """docxtpl's footnote template with its footnote's tag replaced by the payload."""
+    from converter.converter_docs import escape
+
+    src = (CORPUS / "templates" / "footnotes_tpl.docx").read_bytes()
+
+    def edit(xml: str) -> str:
+        assert "<w:t>a_jinja_variable</w:t>" in xml
+        return xml.replace("<w:t>a_jinja_variable</w:t>", f"<w:t>{escape(payload)[2:-2]}</w:t>")
+
+    return edit_part(src, "word/footnotes.xml", edit)
+
+
+PARTS = {
+    "body": lambda p: make_docx(p),
+    "header": lambda p: make_docx("x", header=p),
+    "footer": lambda p: make_docx("x", footer=p),
+    "footnotes": footnote_template,
+    "properties": lambda p: make_docx("x", title=p),
+}
+
+
+@pytest.mark.parametrize("part", list(PARTS))
+@pytest.mark.parametrize("payload", SSTI, ids=range(len(SSTI)))
+def test_template_injection_is_refused_in_every_part(svc: ServerProcess, part: str, payload: str) -> None:
+    docx = PARTS[part](payload)
+    r = render(svc, docx, {"a_jinja_variable": "v"})
+    assert r.status_code == 422, (part, payload, r.text[:300])
+    kind = r.json()["type"].rsplit("/", 1)[1]
+    assert kind in ("template-security-violation", "template-render-error"), r.json()
+    assert "uid=" not in r.text  # nothing ran
+
+
+def test_injection_payloads_in_data_are_text(svc: ServerProcess) -> None:
+    values = [*SSTI, "{% for x in range(10**9) %}x{% endfor %}", "</w:t></w:r><w:r><w:t>x",
+              '<w:fldSimple w:instr="INCLUDETEXT &quot;/etc/passwd&quot;"/>', "&lt;&amp;"]
+    r = render(svc, make_docx(*[f"[{{{{ v{i} }}}}]" for i in range(len(values))]),
+               {f"v{i}": v for i, v in enumerate(values)})
+    assert r.status_code == 200, r.text
+    body = part_texts(r.content)["word/document.xml"]
+    for value in values:
+        assert f"[{value}]" in body
+    xml = zipfile.ZipFile(io.BytesIO(r.content)).read("word/document.xml").decode()
+    assert "<w:fldSimple" not in xml
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{{ 'x' * 3000000000 }}",
+        "{% for i in range(99999999999) %}{% endfor %}",
+        "{{ [1] * 10**10 }}",
+        "{% if true %}" * 500 + "x" + "{% endif %}" * 500,
+    ],
+    ids=["nested-loops", "string-multiply", "huge-range", "list-multiply", "deep-nesting"],
+)
+def test_resource_exhaustion_is_bounded(svc: ServerProcess, template: str) -> None:
+    started = time.monotonic()
+    r = render(svc, make_docx(template))
+    assert r.status_code == 422, r.text[:300]
+    assert time.monotonic() - started < 15
+    ok = render(svc, make_docx("after {{ x }}"), {"x": "ok"})  # other requests unaffected
+    assert ok.status_code == 200
+
+
+def _zip(entries: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as z:
+        for name, data in entries:
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def _duplicate_entries() -> bytes:
+    """A real .docx plus a second word/document.xml entry (which one wins depends on the reader)."""
+    import warnings
+
+    src = zipfile.ZipFile(io.BytesIO(make_docx("a")))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate: that is the point
+        for info in src.infolist():
+            z.writestr(info, src.read(info))
+        z.writestr("word/document.xml", b"<w:document/>")
+    return out.getvalue()
+
+
+BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+                  + b"".join(b'<!ENTITY lol%d "%s">' % (i, b"&lol%d;" % (i - 1) * 10 if i > 1 else b"&lol;" * 10)
+                             for i in range(1, 10))
+                  + b']><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+                  b"<w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>")
+XXE = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+       b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+       b"<w:body><w:p><w:r><w:t>&x;</w:t></w:r></w:p></w:body></w:document>")
+
+MALFORMED = {
+    "zip-bomb-ratio": _zip([("[Content_Types].xml", b"<x/>"), ("word/document.xml", b"<x/>"),
+                            ("word/media/bomb.bin", b"\0" * (80 << 20))]),
+    "zip-bomb-entries": _zip([(f"word/f{i}.xml", b"") for i in range(5000)]),
+    "duplicate-entries": _duplicate_entries(),
+    "billion-laughs": edit_part(make_docx("x"), "word/document.xml", lambda _: BILLION_LAUGHS.decode()),
+    "xxe": edit_part(make_docx("x"), "word/document.xml", lambda _: XXE.decode()),
+    "xxe-in-header": edit_part(make_docx("x", header="h"), "word/header1.xml", lambda _: XXE.decode()),
+    "missing-document-part": _zip([("[Content_Types].xml", b"<Types/>")]),
+    "not-a-zip": b"This is plain text pretending to be a .docx",
+    "truncated-zip": make_docx("x")[:500],
+    "docm": with_macros(make_docx("x")),
+    "vba-part-only": add_file(make_docx("x"), "word/vbaProject.bin", b"\xd0\xcf\x11\xe0"),
+    "rtf": b"{\\rtf1\\ansi{\\fonttbl\\f0\\fswiss Helvetica;}\\f0\\pard Hello {\\field{\\*\\fldinst INCLUDETEXT \"/etc/passwd\"}}\\par}",
+    "html": b"<html><body><img src='http://127.0.0.1:9/x'>{{ x }}</body></html>",
+    "flat-odf": b'<?xml version="1.0"?><office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" office:mimetype="application/vnd.oasis.opendocument.text"/>',
+    "odt-zip": _zip([("mimetype", b"application/vnd.oasis.opendocument.text"), ("content.xml", b"<x/>")],
+                    zipfile.ZIP_STORED),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_and_confused_packages_are_refused_fast(svc: ServerProcess, name: str) -> None:
+    data = MALFORMED[name]
+    started = time.monotonic()
+    stateless = render(svc, data)
+    stored = httpx.put(f"{svc.url}/v1/templates/bad-{name}", content=data,
+                       headers={"content-type": "application/octet-stream"}, timeout=30)
+    assert time.monotonic() - started < 5
+    for r in (stateless, stored):
+        assert r.status_code in (413, 422), (name, r.status_code, r.text[:300])
+        assert r.headers["content-type"].startswith("application/problem+json")
+    assert "root:" not in stateless.text
+
+
+def test_service_rss_stays_bounded_after_the_attacks(svc: ServerProcess) -> None:
+    from bench_rss import tree_rss_mb
+
+    assert tree_rss_mb(svc.proc.pid) < 900
