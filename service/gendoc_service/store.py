@@ -35,6 +35,7 @@ from typing import Any
 from .cache import ByteLRU
 from .errors import (
     InvalidTemplateName,
+    retry_after,
     StoreUnavailable,
     TemplateNotFound,
     TemplateReadOnly,
@@ -45,6 +46,8 @@ from .errors import (
 # separators, no '..', nothing a shell or URL needs to quote.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _VERSION = re.compile(r"[0-9a-f]{64}")
+# A store that fails is usually a volume being remounted or repaired: worth a retry soon.
+_STORE_RETRY = 5.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,8 @@ class DirectoryStore:
                 version = self._read_meta(meta_path)
             _atomic_write(directory / "current", vid.encode())
         except OSError as exc:
-            raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.") from None
+            raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.",
+                                   headers=retry_after(_STORE_RETRY)) from None
         self._bytes.put(vid, data)
         return version, created
 
@@ -152,7 +156,8 @@ class DirectoryStore:
             elif (directory / "current").read_text() == version:
                 _atomic_write(directory / "current", remaining[-1].id.encode())
         except OSError as exc:
-            raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.") from None
+            raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.",
+                                   headers=retry_after(_STORE_RETRY)) from None
 
     # -- reading ----------------------------------------------------------
     def names(self) -> list[str]:
@@ -167,7 +172,8 @@ class DirectoryStore:
             }
             return sorted(found)
         except OSError as exc:
-            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.",
+                                   headers=retry_after(_STORE_RETRY)) from None
 
     def describe(self, name: str) -> dict[str, Any]:
         directory = self._dir(name)
@@ -197,7 +203,8 @@ class DirectoryStore:
                 return self._plain_version(name).id
             raise TemplateNotFound(f"There is no template named {name!r}.", template=name) from None
         except OSError as exc:
-            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.",
+                                   headers=retry_after(_STORE_RETRY)) from None
 
     def get(self, name: str, version: str | None = None) -> tuple[str, bytes]:
         """The bytes of a version (the newest when `version` is None)."""
@@ -215,7 +222,8 @@ class DirectoryStore:
         try:
             data = (self._dir(name) / f"{vid}.docx").read_bytes()
         except OSError as exc:
-            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.",
+                                   headers=retry_after(_STORE_RETRY)) from None
         self._bytes.put(vid, data)
         return vid, data
 
@@ -250,7 +258,8 @@ class DirectoryStore:
                 self._bytes.put(key, data)
             return data
         except OSError as exc:
-            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.",
+                                   headers=retry_after(_STORE_RETRY)) from None
 
     def _plain_version(self, name: str) -> Version:
         data = self._plain_bytes(name)
@@ -268,5 +277,6 @@ class DirectoryStore:
                 self._read_meta(p) for p in directory.glob("*.json") if not p.name.startswith(".")
             ]
         except OSError as exc:
-            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.") from None
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.",
+                                   headers=retry_after(_STORE_RETRY)) from None
         return sorted(metas, key=lambda v: (v.created, v.id))
