@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT ?= out
 
-.PHONY: bootstrap demo test test-unit up bench lint clean
+.PHONY: bootstrap demo test test-unit up bench soak lint clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -26,7 +26,12 @@ up: bootstrap
 	$(VENV)/bin/gendoc up
 
 bench: bootstrap
-	$(VENV)/bin/gendoc bench
+	$(VENV)/bin/gendoc bench --json bench-results.json
+
+## 5,000 conversions through the stack; figures to docs/soak.json (make test runs 300).
+soak: bootstrap
+	GENDOC_SOAK_CONVERSIONS=5000 GENDOC_SOAK_REPORT=docs/soak.json \
+	  $(PY) -m pytest -q -s tests/security/test_soak.py
 
 lint: bootstrap
 	$(PY) -m ruff check . || true
