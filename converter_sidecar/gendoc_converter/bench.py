@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
     parser.add_argument("--count", type=int, help="stop each run after this many conversions")
     parser.add_argument("--warmup", type=int, default=4, help="untimed conversions first")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the modes in turn this many times (each run --seconds) "
+                        "and add up; use 2-3 on a machine shared with other work")
     parser.add_argument("--modes", default="raw,single,http",
                         help="comma-separated, run in this order: raw, single, http "
                         "(default) and threads, procs (how to drive N instances)")
@@ -277,29 +280,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gendoc bench converter: unknown mode(s) {', '.join(sorted(unknown))}",
               file=sys.stderr)
         return 2
-    results: list[Result] = []
+    merged: dict[str, Result] = {}
     with tempfile.TemporaryDirectory(prefix="gendoc-bench-", dir=_scratch_root()) as tmp:
         work_dir = Path(tmp)
-        for mode in modes:
-            print(f"bench: {mode} ...", file=sys.stderr, flush=True)
-            if mode == "http":
-                result = asyncio.run(_http(document, args.document.name, args.instances, args,
-                                           work_dir / "http", work_dir))
-            elif mode in ("threads", "procs"):
-                result = _direct(mode, document, args.instances, args, work_dir / mode)
-            else:
-                n = args.instances if mode == "raw" else 1
-                result = asyncio.run(_uno(mode, document, n, args, work_dir / mode))
-            results.append(result)
+        # Rounds interleave the modes, so that load from elsewhere on a shared
+        # machine falls on all of them alike rather than on whichever ran then.
+        for round_ in range(args.rounds):
+            for mode in modes:
+                print(f"bench: round {round_ + 1}/{args.rounds}: {mode} ...", file=sys.stderr,
+                      flush=True)
+                result = _run_mode(mode, document, args, work_dir / f"{mode}-{round_}")
+                _merge_into(merged, result)
+    results = [merged[m] for m in modes]
     print(_table(results))
     for name, value in ratios(results).items():
         print(f"{name} = {value:.2f}")
     if args.json:
         args.json.write_text(json.dumps(
-            {"document": str(args.document), "cpus": os.cpu_count(),
+            {"document": str(args.document), "cpus": os.cpu_count(), "rounds": args.rounds,
+             "seconds_per_run": args.seconds,
              "load_average": os.getloadavg(),
              "results": [r.summary() for r in results], "ratios": ratios(results)}, indent=2))
     return 0 if all(not r.errors for r in results) else 1
+
+
+def _run_mode(mode: str, document: bytes, args: argparse.Namespace, work_dir: Path) -> Result:
+    if mode == "http":
+        return asyncio.run(_http(document, args.document.name, args.instances, args,
+                                 work_dir, work_dir.parent))
+    if mode in ("threads", "procs"):
+        return _direct(mode, document, args.instances, args, work_dir)
+    return asyncio.run(_uno(mode, document, args.instances if mode == "raw" else 1, args,
+                            work_dir))
+
+
+def _merge_into(merged: dict[str, Result], result: Result) -> None:
+    total = merged.setdefault(result.mode, Result(result.mode, result.instances,
+                                                  result.concurrency))
+    total.seconds += result.seconds
+    total.latencies += result.latencies
+    total.errors.update(result.errors)
 
 
 def _scratch_root() -> str | None:

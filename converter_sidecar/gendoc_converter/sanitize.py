@@ -19,6 +19,7 @@ The profile's configuration (profile.py) is the second line of defence.
 from __future__ import annotations
 
 import io
+import posixpath
 import re
 import zipfile
 from collections.abc import Iterable
@@ -37,6 +38,11 @@ DANGEROUS_FIELDS = frozenset(
 # Internal relationships whose content LibreOffice imports from other formats
 # (HTML, RTF, MHT) that could carry their own links: dropped too.
 ALWAYS_BLOCKED_TYPES = ("/aFChunk",)
+# Relationship kinds (last segment of the Type URI) whose targets hold no text runs.
+FIELDLESS_TYPES = frozenset({
+    "styles", "stylesWithEffects", "fontTable", "numbering", "settings", "webSettings",
+    "theme", "customXml", "customXmlProps", "core-properties", "extended-properties",
+    "custom-properties", "thumbnail", "image"})
 MACRO_PARTS = re.compile(r"(?i)(^|/)(vbaProject\.bin|vbaData\.xml|vbaProjectSignature\.bin)$")
 MACRO_CONTENT_TYPES = re.compile(rb"(?i)macroEnabled|vbaProject|ms-office\.activeX")
 
@@ -84,15 +90,17 @@ def sanitize_docx(data: bytes, limits: Limits = Limits()) -> tuple[bytes, Report
 
     report = Report()
     replaced: dict[str, bytes] = {}
+    relationships = {i.filename: _read(archive, i.filename) for i in infos
+                     if i.filename.endswith(".rels")}
+    for name, raw in relationships.items():
+        if b"External" in raw or any(t.encode() in raw for t in ALWAYS_BLOCKED_TYPES):
+            new = strip_external_relationships(raw, name, report)
+            if new is not None:
+                replaced[name] = new
+    skip = fieldless_parts(relationships)
     for info in infos:
         name = info.filename
-        if name.endswith(".rels"):
-            raw = _read(archive, name)
-            if b"External" in raw or any(t.encode() in raw for t in ALWAYS_BLOCKED_TYPES):
-                new = strip_external_relationships(raw, name, report)
-                if new is not None:
-                    replaced[name] = new
-        elif name.startswith("word/") and name.endswith(".xml"):
+        if name.endswith(".xml") and name not in skip:
             raw = _read(archive, name)
             if b"instrText" in raw or b"fldSimple" in raw:
                 new = strip_include_fields(raw, name, report)
@@ -101,6 +109,31 @@ def sanitize_docx(data: bytes, limits: Limits = Limits()) -> tuple[bytes, Report
     if not replaced:
         return data, report
     return _rezip(archive, infos, replaced), report
+
+
+def fieldless_parts(relationships: dict[str, bytes]) -> set[str]:
+    """Parts that cannot hold fields: every relationship to them is of a kind LibreOffice
+    never reads text runs from (styles, theme, settings, fonts, numbering, properties).
+
+    Decided by how parts are referenced, never by their names (an attacker may call the
+    main document "word/styles.xml"); a part nothing refers to is not skipped either.
+    Skipping them avoids inflating a typical package's 800 KB of styles per request.
+    """
+    kinds: dict[str, set[str]] = {}
+    for rels_name, xml in relationships.items():
+        source_dir = posixpath.dirname(posixpath.dirname(rels_name))
+        try:
+            root = etree.fromstring(xml, _PARSER)
+        except etree.XMLSyntaxError:
+            continue  # reported where the part is stripped; decides nothing here
+        for rel in root.iter(f"{RELS}Relationship"):
+            if (rel.get("TargetMode") or "").lower() == "external":
+                continue
+            target = rel.get("Target", "")
+            path = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
+                posixpath.join(source_dir, target))
+            kinds.setdefault(path, set()).add(rel.get("Type", "").rsplit("/", 1)[-1])
+    return {path for path, types in kinds.items() if types <= FIELDLESS_TYPES}
 
 
 def strip_external_relationships(xml: bytes, part: str = "", report: Report | None = None

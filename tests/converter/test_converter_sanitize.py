@@ -13,6 +13,7 @@ from converter.converter_docs import (
     add_relationship,
     append_body,
     complex_field,
+    edit_part,
     make_docx,
     simple_field,
     with_macros,
@@ -22,6 +23,7 @@ from gendoc_converter.sanitize import (
     BLOCKED_TARGET,
     Limits,
     field_type,
+    fieldless_parts,
     sanitize_docx,
     strip_external_relationships,
     strip_include_fields,
@@ -209,4 +211,33 @@ def _with_part(docx: bytes, name: str, text: str) -> bytes:
     out = io.BytesIO(docx)
     with zipfile.ZipFile(out, "a") as z:
         z.writestr(name, text)
+    return out.getvalue()
+
+
+def test_parts_are_skipped_by_how_they_are_referenced_not_by_name() -> None:
+    docx = make_docx("x")
+    names = zipfile.ZipFile(io.BytesIO(docx)).namelist()
+    relationships = {n: part(docx, n) for n in names if n.endswith(".rels")}
+    skipped = fieldless_parts(relationships)
+    assert "word/styles.xml" in skipped and "word/document.xml" not in skipped
+    # The main document renamed to word/styles.xml is still scanned.
+    evil = append_body(docx, complex_field(' INCLUDETEXT "/etc/passwd" ', "CACHED"))
+    evil = _rename(evil, "word/document.xml", "word/styles2.xml")
+    evil = _rename(evil, "word/styles.xml", "word/document.xml")
+    evil = _rename(evil, "word/styles2.xml", "word/styles.xml")
+    evil = edit_part(evil, "_rels/.rels", lambda x: x.replace("word/document.xml",
+                                                                "word/styles.xml"))
+    evil = edit_part(evil, RELS, lambda x: x.replace('Target="styles.xml"',
+                                                       'Target="document.xml"'))
+    out, report = sanitize_docx(evil)
+    assert b"passwd" not in part(out, "word/styles.xml")
+    assert report.fields == ['word/styles.xml: INCLUDETEXT "/etc/passwd"']
+
+
+def _rename(docx: bytes, old: str, new: str) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(docx))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            dst.writestr(new if item.filename == old else item.filename, src.read(item))
     return out.getvalue()
