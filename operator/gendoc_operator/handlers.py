@@ -13,12 +13,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import kopf
 
+from .autoscaler import Autoscaler
 from .children import MANAGED_BY
 from .crd import GROUP, KIND, PLURAL, VERSION
 from .kubeapi import ApiError
-from .reconcile import InvalidSpec, Reconciler
+from .reconcile import InvalidSpec, Reconciler, plain
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,35 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings,
     async def stop_resync(memo: kopf.Memo, **_: Any) -> None:
         memo.resync_stop.set()
         await asyncio.wait_for(memo.resync_task, timeout=ours.request_timeout + 5)
+
+    # The autoscaler (autoscaler.py): one task for all fleets, for the same
+    # reason as the resync loop. It reads the DocGenerators from kopf's index
+    # of them (kept by the watch kopf runs anyway; entries go on deletion), so
+    # it makes no LIST of its own.
+    @kopf.index(**DG, registry=registry, id="docgenerators")
+    def index_docgenerators(uid: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return {uid: plain(body)}
+
+    @kopf.on.startup(registry=registry, id="autoscaler-start")
+    async def start_autoscaler(memo: kopf.Memo, docgenerators: kopf.Index[str, Any],
+                               **_: Any) -> None:
+        # Pod IPs are reached directly: no proxy from the environment, ever.
+        # At most 32 scrapes at once, whatever the number of pods.
+        memo.scrape_client = httpx.AsyncClient(trust_env=False,
+                                               limits=httpx.Limits(max_connections=32))
+        memo.autoscaler_stop = asyncio.Event()
+        autoscaler = Autoscaler(reconciler.kube, ours, memo.scrape_client)
+        memo.autoscaler_task = asyncio.create_task(autoscaler.run(
+            lambda: [dg for uid in list(docgenerators) for dg in docgenerators[uid]],
+            memo.autoscaler_stop), name="gendoc-autoscaler")
+
+    @kopf.on.cleanup(registry=registry, id="autoscaler-stop")
+    async def stop_autoscaler(memo: kopf.Memo, **_: Any) -> None:
+        memo.autoscaler_stop.set()
+        try:
+            await asyncio.wait_for(memo.autoscaler_task, timeout=ours.request_timeout + 5)
+        finally:
+            await memo.scrape_client.aclose()
 
     # Someone edited or deleted a child, or the Deployment's status moved on:
     # converge its owner at once (the applied manifest is unchanged, so our own

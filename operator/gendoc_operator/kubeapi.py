@@ -76,6 +76,7 @@ class Kube:
         self.field_manager = field_manager
         self.timeout = timeout
         apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+        self.core = core
         policy, net = client.PolicyV1Api(api), client.NetworkingV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.kinds = {
@@ -121,6 +122,32 @@ class Kube:
     def patch_docgenerator_status(self, namespace: str, name: str, status: JSON) -> JSON:
         return _json(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
                      namespace, PLURAL, name, {"status": status}, _content_type=MERGE,
+                     _request_timeout=self.timeout)
+
+    def scale_docgenerator(self, namespace: str, name: str, replicas: int) -> JSON:
+        """Set spec.replicas through the scale subresource, as `kubectl scale` and the HPA do."""
+        return _json(self.custom.patch_namespaced_custom_object_scale, GROUP, VERSION,
+                     namespace, PLURAL, name, {"spec": {"replicas": replicas}},
+                     _content_type=MERGE, _request_timeout=self.timeout)
+
+    def list_pods(self, namespace: str, selector: str) -> list[JSON]:
+        return list(_json(self.core.list_namespaced_pod, namespace, label_selector=selector,
+                          _request_timeout=self.timeout).get("items") or [])
+
+    def post_event(self, obj: Mapping[str, Any], *, type: str, reason: str, message: str,
+                   component: str, now: str) -> JSON:
+        """A core/v1 Event about `obj` (what `kubectl describe` and `kubectl get events` show)."""
+        meta = obj["metadata"]
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+                               "name": meta["name"], "namespace": meta["namespace"],
+                               "uid": meta.get("uid")},
+            "type": type, "reason": reason, "message": message[:1024],
+            "source": {"component": component},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        return _json(self.core.create_namespaced_event, meta["namespace"], event,
                      _request_timeout=self.timeout)
 
     def list_docgenerators(self, namespaces: list[str]) -> list[JSON]:

@@ -85,13 +85,27 @@ class Reconciler:
                         "ChildRejected", f"The API server rejected the {kind}: {exc.message}"))
                 raise
             if before is None:
-                kopf.info(dg, reason="Created", message=f"Created {kind} {name}.")
+                self._event(dg, "Normal", "Created", f"Created {kind} {name}.")
             elif _version(before) != _version(after):
-                kopf.info(dg, reason="Updated",
-                          message=f"Updated {kind} {name} to match the DocGenerator's spec.")
+                self._event(dg, "Normal", "Updated",
+                            f"Updated {kind} {name} to match the DocGenerator's spec.")
             if kind == "Deployment":
                 deployment = after
         self._report(dg, deployment=deployment, problem=None)
+
+    def _event(self, dg: JSON, type_: str, reason: str, message: str) -> None:
+        """An Event on the DocGenerator: through kopf's poster inside a kopf handler,
+        through the events API elsewhere (the resync loop), where kopf has no poster."""
+        try:
+            kopf.event(dg, type=type_, reason=reason, message=message)
+        except LookupError:  # kopf's posting queue is a context variable of its handlers
+            try:
+                self.kube.post_event(dg, type=type_, reason=reason, message=message,
+                                     component=self.settings.field_manager, now=_now())
+            except ApiError as exc:
+                if not exc.namespace_terminating:
+                    log.warning("event %s on %s not posted: %s", reason,
+                                dg["metadata"]["name"], exc)
 
     def _fail(self, dg: JSON, problem: Problem) -> None:
         meta = dg["metadata"]
@@ -117,7 +131,7 @@ class Reconciler:
                 continue
             message = f"{cond['type']} is {cond['status']}: {cond['message']}"
             if cond["type"] == "Degraded" and cond["status"] == "True":
-                kopf.warn(dg, reason=cond["reason"], message=message)
+                self._event(dg, "Warning", cond["reason"], message)
             elif cond["type"] == "Ready" and cond["status"] == "True":
-                kopf.info(dg, reason=cond["reason"], message=message)
+                self._event(dg, "Normal", cond["reason"], message)
         log.debug("status of %s/%s written", meta["namespace"], meta["name"])

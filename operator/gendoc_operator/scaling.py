@@ -76,6 +76,7 @@ class Decision:
     rules: dict[str, int | None] = field(default_factory=dict)
     capacity_rps: float | None = None
     history: History = field(default_factory=History)
+    capacity_source: str = "unknown"  # spec, measured, littles-law or unknown
 
 
 def _saturated(m: FleetMetrics) -> bool:
@@ -99,7 +100,19 @@ def desired_replicas(
     now: float,
     *,
     pods_without_metrics: int = 0,
+    pods_not_ready: int = 0,
 ) -> Decision:
+    """The replicas the fleet should have now, and why.
+
+    pods_without_metrics: ready pods (they receive traffic) whose metrics are
+    missing: just started (no previous scrape to difference against) or the
+    scrape failed. Their share of the load is unseen, so they hold any
+    scale-down. pods_not_ready: pods that exist but are not ready (starting,
+    Pending, unschedulable). They get no traffic, so the arrival rate seen on
+    the ready pods is complete; they only make the queue and latency rules
+    abstain, and never hold a scale-down (an unschedulable pod would hold it
+    forever).
+    """
     clamp = lambda n: max(policy.min_replicas, min(policy.max_replicas, n))  # noqa: E731
     if metrics is None or metrics.pods == 0:
         held = clamp(current)
@@ -113,10 +126,10 @@ def desired_replicas(
     queue_per_pod = metrics.queue / metrics.pods
     p95 = metrics.p95_seconds
     # Queue and latency judge the pods that serve now; while a change is still
-    # starting pods (some have no metrics yet) they abstain, or every period of
-    # the start-up delay would add another pod for the same shortfall.
+    # starting pods (some are not ready or have no metrics yet) they abstain, or
+    # every period of the start-up delay would add another pod for the same shortfall.
     # As in the HPA, a metric within the tolerance band of its target is on target.
-    settled = pods_without_metrics == 0
+    settled = pods_without_metrics == 0 and pods_not_ready == 0
     slack = 1 + policy.tolerance
     queue_violated = settled and queue_per_pod > target.max_queue_per_pod * slack
     latency_violated = settled and p95 is not None and p95 > target.p95_seconds * slack
@@ -156,18 +169,19 @@ def desired_replicas(
     recent = tuple((t, r) for t, r in past if t > window_start) + ((now, recommendation),)
     stabilised = max(r for _, r in recent) if recommendation < current else recommendation
     desired = clamp(stabilised)
-    if desired < current and pods_without_metrics:
+    held_by_missing = desired < current and pods_without_metrics > 0
+    if held_by_missing:
         desired = current  # missing metrics never cause a scale-down
 
-    reason = _reason(current, desired, rule, raw, limited, recommendation, metrics, capacity, source,
-                     pods_without_metrics, p95, queue_per_pod)
+    reason = _reason(current, desired, rule, raw, limited, recommendation, metrics, capacity,
+                     source, held_by_missing, p95, queue_per_pod)
     new_history = replace(
         history,
         recommendations=recent,
         capacity_rps=capacity if source == "measured" else history.capacity_rps,
         last_scale_time=now if desired != current else history.last_scale_time,
     )
-    return Decision(desired, reason, rules, capacity, new_history)
+    return Decision(desired, reason, rules, capacity, new_history, source)
 
 
 def _capacity(m: FleetMetrics, target: Target, history: History) -> tuple[float | None, str]:
@@ -183,7 +197,7 @@ def _capacity(m: FleetMetrics, target: Target, history: History) -> tuple[float 
 
 
 def _reason(current: int, desired: int, rule: str, raw: int, limited: int, recommendation: int,
-            m: FleetMetrics, capacity: float | None, source: str, missing: int,
+            m: FleetMetrics, capacity: float | None, source: str, held_by_missing: bool,
             p95: float | None, queue_per_pod: float) -> str:
     facts = (f"arrivals {m.arrival_rps * 60:.0f}/min, "
              f"capacity {capacity * 60:.0f}/min per pod ({source})" if capacity else
@@ -192,7 +206,7 @@ def _reason(current: int, desired: int, rule: str, raw: int, limited: int, recom
     facts += f", queue {queue_per_pod:.1f}/pod"
     if desired == current:
         if recommendation < current:
-            why = ("pods without metrics" if missing
+            why = ("pods without metrics" if held_by_missing
                    else "waiting out the scale-down window")
             return f"holding {current} ({why}; {rule} rule says {recommendation}): {facts}"
         return f"holding {current} ({rule} rule within tolerance): {facts}"

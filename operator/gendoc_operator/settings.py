@@ -56,6 +56,12 @@ class OperatorSettings(BaseSettings):
     request_timeout: float = Field(
         30.0, description="Timeout of one API request made by the handlers, seconds."
     )
+    scrape_timeout: float = Field(
+        2.0,
+        description="Timeout of one GET /metrics of a pod by the autoscaler, seconds. The "
+        "service answers it at once even when busy (metrics are not queued behind renders), "
+        "so a pod that takes longer is set aside rather than waited for.",
+    )
     log_level: str = Field("info", description="Log level.")
     log_format: str = Field("text", description="'text' or 'json'.")
 

@@ -66,10 +66,26 @@ def test_scale_down_waits_for_the_window() -> None:
 
 
 def test_missing_metrics_never_cause_a_scale_down() -> None:
-    d = decide(4, m(2, 60, p95_seconds=0.1), missing=2)
-    assert d.replicas == 4 and "without metrics" in d.reason
+    old = History(recommendations=((500.0, 4),))  # the window has passed
+    d = decide(4, m(2, 60, p95_seconds=0.1), history=old, missing=2)
+    assert d.replicas == 4 and "pods without metrics" in d.reason
+    # Within the window the window is the reason given.
+    recent = History(recommendations=((900.0, 4),))
+    assert "window" in decide(4, m(2, 60, p95_seconds=0.1), history=recent, missing=2).reason
     # ...but they do not block a scale-up.
     assert decide(2, m(1, 1200, p95_seconds=0.5), missing=1).replicas == 5
+
+
+def test_pods_not_ready_hold_no_scale_down_but_silence_queue_and_latency() -> None:
+    # Pending pods (unschedulable, or starting) get no traffic: the ready pods saw all of it.
+    h = History(recommendations=((500.0, 4),))
+    d = desired_replicas(4, m(2, 60, p95_seconds=0.1), TARGET, POLICY, h, 1000.0, pods_not_ready=2)
+    assert d.replicas == 1, d.reason
+    # While pods start, a violated queue or latency adds no further pod (the rate rule still acts).
+    busy = m(3, 600, p95_seconds=3.0, queue=90)
+    assert decide(3, busy).replicas == 4
+    assert desired_replicas(3, busy, TARGET, POLICY, History(), 1000.0,
+                            pods_not_ready=1).replicas == 3
 
 
 def test_idle_fleet_goes_to_min_after_the_window() -> None:

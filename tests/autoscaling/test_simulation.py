@@ -65,7 +65,7 @@ def simulate(curve: list[float]) -> list[Step]:
             queue=backlog, inflight=min(lam * mean, SLOTS * ready), slots_per_pod=SLOTS,
         )
         decision = desired_replicas(replicas, metrics, TARGET, POLICY, history, now=period * DT,
-                                    pods_without_metrics=replicas - ready)
+                                    pods_not_ready=replicas - ready)
         history = decision.history
         steps.append(Step(period, rpm, ready, decision.replicas, p95, backlog, rejected, decision.reason))
         ready = min(replicas, decision.replicas)  # pods that existed last period are ready now

@@ -34,7 +34,8 @@ def test_the_server_defaults_a_spec_as_the_operator_does(cluster: Cluster, names
     assert stored["spec"] == crd.with_defaults({"templates": {"configMaps": [
         {"name": "invoices"}]}})
     assert stored["spec"]["autoscaling"] == {
-        "enabled": True, "periodSeconds": 15, "scaleDownStabilizationSeconds": 300}
+        "enabled": True, "periodSeconds": 15, "scaleDownStabilizationSeconds": 300,
+        "tolerance": 0.1}
 
 
 INVALID = [
@@ -57,6 +58,10 @@ INVALID = [
     pytest.param({"templates": {"configMaps": [{"name": "a", "items": [
         {"key": "k", "path": "../etc/passwd"}]}]}},
                  ["must be relative and must not contain '..'"], id="path-escape"),
+    pytest.param({"target": {"capacityPerPodPerMinute": 0}},
+                 ["target.capacityPerPodPerMinute must be positive"], id="zero-capacity"),
+    pytest.param({"autoscaling": {"tolerance": 1}},
+                 ["autoscaling.tolerance must be at least 0 and less than 1"], id="tolerance-1"),
     pytest.param({"service": {"requestTimeoutSeconds": 0}},
                  ["service.requestTimeoutSeconds must be positive"], id="zero-timeout"),
     pytest.param({"resources": {"service": {"requests": {"cpu": "a lot"}}}},

@@ -159,7 +159,8 @@ def test_status_reports_pending_pods_plainly(cluster: Cluster, namespace: str) -
     assert len(pods) == 2 and {p["status"]["phase"] for p in pods} == {"Pending"}
     # kopf's bookkeeping is in annotations, none in the (structural) status.
     assert set(status) <= {"observedGeneration", "replicas", "readyReplicas", "updatedReplicas",
-                           "desiredReplicas", "selector", "specHash", "conditions"}
+                           "desiredReplicas", "selector", "specHash", "conditions",
+                           "scaleReason", "metrics", "lastScaleTime"}
 
 
 def test_drift_in_the_deployment_is_corrected(cluster: Cluster, namespace: str) -> None:

@@ -45,7 +45,7 @@ def test_defaults_fill_an_empty_spec() -> None:
     spec = crd.with_defaults({})
     assert (spec["replicas"], spec["minReplicas"], spec["maxReplicas"]) == (1, 1, 10)
     assert spec["autoscaling"] == {"enabled": True, "periodSeconds": 15,
-                                   "scaleDownStabilizationSeconds": 300}
+                                   "scaleDownStabilizationSeconds": 300, "tolerance": 0.1}
     assert spec["target"] == {"requestsPerMinute": 300, "p95LatencySeconds": 2,
                               "maxQueuePerPod": 4}
     assert spec["converter"] == {"poolSize": 2}
