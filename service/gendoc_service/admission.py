@@ -1,10 +1,14 @@
 """Admission control: a bounded queue in front of a fixed number of render slots.
 
-The decision (admit, queue, or refuse) is made at once from two counters, so a
-refusal costs microseconds: overload is answered 429 + Retry-After instead of
-growing a queue nobody will wait for. A request waits for a slot at most until
-its own deadline, then gets 503 + Retry-After without using a slot. A client
-that goes away cancels its waiting task, which leaves the queue at once.
+The decision (admit, queue, or refuse) is made at once from counters and the
+measured service time (`decide`, a pure function), so a refusal costs
+microseconds: overload is answered 429 + Retry-After instead of growing a queue
+nobody will wait for. The queue is bounded in count (`capacity`) and in time: a
+request that would probably wait longer than `max_wait` is refused at once, as
+is one whose own deadline would pass before its turn (503). A request waits for
+a slot at most until its deadline, then gets 503 + Retry-After without using a
+slot. A client that goes away cancels its waiting task, which leaves the queue
+at once.
 """
 
 from __future__ import annotations
@@ -13,15 +17,41 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from .errors import DeadlineExceeded, TooManyRequests, retry_after
 from .metrics import ServiceMetrics
 
 
+@dataclass(frozen=True)
+class Refusal:
+    status: int  # 429: come back later; 503: your deadline cannot be met
+    reason: str  # metric label
+    retry_after: float
+
+
+def decide(waiting: int, inflight: int, concurrency: int, capacity: int, mean_service: float,
+           max_wait: float, time_left: float) -> Refusal | None:
+    """Admit (None) or refuse a new request, from the queue's state and its service time."""
+    if inflight < concurrency and waiting == 0:
+        return None  # a slot is free now
+    # Slots complete about concurrency / mean_service requests per second.
+    wait = (waiting + 1) * mean_service / max(concurrency, 1)
+    if waiting >= capacity:
+        return Refusal(429, "queue_full", wait)
+    if wait > max_wait:
+        return Refusal(429, "queue_wait", wait)
+    if wait > time_left:
+        return Refusal(503, "deadline", wait)
+    return None
+
+
 class Admission:
-    def __init__(self, concurrency: int, capacity: int, metrics: ServiceMetrics) -> None:
+    def __init__(self, concurrency: int, capacity: int, metrics: ServiceMetrics,
+                 max_wait: float = 2.0) -> None:
         self.concurrency = concurrency
         self.capacity = capacity
+        self.max_wait = max_wait
         self._slots = asyncio.Semaphore(concurrency)
         self._waiting = 0
         self._inflight = 0
@@ -47,11 +77,17 @@ class Admission:
     @asynccontextmanager
     async def slot(self, deadline: float) -> AsyncIterator[None]:
         """Hold one render slot; `deadline` is a time.monotonic() value."""
-        if self._inflight >= self.concurrency and self._waiting >= self.capacity:
-            self._metrics.rejected.labels("queue_full").inc()
-            raise TooManyRequests(
-                f"The render queue is full ({self.capacity} waiting); retry later.",
-                headers=retry_after(self.retry_after()),
+        refusal = decide(self._waiting, self._inflight, self.concurrency, self.capacity,
+                         self._mean_service, self.max_wait, deadline - time.monotonic())
+        if refusal is not None:
+            self._metrics.rejected.labels(refusal.reason).inc()
+            kind = TooManyRequests if refusal.status == 429 else DeadlineExceeded
+            raise kind(
+                f"The render queue is full ({self._waiting} waiting, about "
+                f"{refusal.retry_after:.1f} s to a free slot); retry later."
+                if refusal.status == 429 else
+                f"The request's deadline would pass before its turn (about {refusal.retry_after:.1f} s).",
+                headers=retry_after(refusal.retry_after),
             )
         self._waiting += 1
         self._metrics.queue_depth.set(self._waiting)

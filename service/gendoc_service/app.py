@@ -69,7 +69,8 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = app.state
         state.store.open()
-        state.admission = Admission(settings.concurrency, settings.queue_capacity, metrics)
+        state.admission = Admission(settings.concurrency, settings.queue_capacity, metrics,
+                                    max_wait=settings.max_queue_wait)
         state.converter = ConverterClient(settings.converter_url) if settings.converter_url else None
         pool = None
         if settings.render_workers > 0:

@@ -75,6 +75,11 @@ class ServiceSettings(BaseSettings):
     queue_capacity: int = Field(
         64, description="Requests that may wait for a slot; beyond it 429 + Retry-After."
     )
+    max_queue_wait: float = Field(
+        2.0,
+        description="Longest a new request should wait for a slot, seconds, predicted from the "
+        "measured service time; beyond it 429 + Retry-After at once (a queue bounded in time).",
+    )
 
     # Per-client rate limit on the render routes (token bucket keyed by API key,
     # else client address). Off by default: inside a cluster many callers share
