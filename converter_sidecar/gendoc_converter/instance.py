@@ -90,7 +90,7 @@ class Instance:
         self.dir = root / f"instance-{index}"
         self._profile = self.dir / "profile"
         self._scratch = self.dir / "scratch"
-        self._pipe = f"gendoc-converter-{os.getpid()}-{index}"
+        self._pipe = profile.accept_pipe(os.getpid(), index)
         self._proc: subprocess.Popen[bytes] | None = None
         self._desktop: Any = None
 
@@ -116,7 +116,20 @@ class Instance:
             # Its own process group: kill -9 reaches soffice and anything it spawned.
             start_new_session=True,
         )
-        deadline = t0 + self._start_timeout
+        try:
+            self._connect(accept, t0 + self._start_timeout)
+            self.convert(warmup_document(), ".docx", ConversionOptions())
+        except BaseException:
+            self.kill()  # whatever went wrong, no process outlives a failed start
+            self.reap()
+            raise
+        self.conversions = 0
+        log.info("instance %s ready (pid %s) in %.2fs", self.name, self._proc.pid,
+                 time.monotonic() - t0)
+
+    def _connect(self, accept: str, deadline: float) -> None:
+        """Poll until the office answers a real UNO call, or its start timeout passes."""
+        assert self._proc is not None
         uno = _uno()
         local = uno.getComponentContext()
         resolver = local.ServiceManager.createInstanceWithContext(
@@ -130,18 +143,12 @@ class Instance:
                 smgr = ctx.ServiceManager
                 self._desktop = smgr.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
                 self._desktop.getComponents()  # a real round trip: the office answers
-                break
-            except Exception as exc:
+                return
+            except Exception as exc:  # NoConnectException until it listens
                 if time.monotonic() >= deadline:
-                    self.kill()
-                    self.reap()
                     raise StartFailed(f"{self.name}: no UNO answer after "
                                       f"{self._start_timeout:.0f}s ({exc})") from None
                 time.sleep(0.05)
-        self.convert(warmup_document(), ".docx", ConversionOptions())
-        self.conversions = 0
-        log.info("instance %s ready (pid %s) in %.2fs", self.name, self._proc.pid,
-                 time.monotonic() - t0)
 
     def kill(self) -> None:
         """SIGKILL the instance's process group (works on a SIGSTOPped one too)."""

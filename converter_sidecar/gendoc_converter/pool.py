@@ -72,6 +72,9 @@ class Pool:
         self._mean_seconds = 0.1  # moving average of a conversion, for Retry-After
         self._monitor: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Every instance whose process may run, whatever its slot says: close()
+        # stops them all, even one whose start was still under way when it began.
+        self._live: set[Instance] = set()
         self.metrics.queue_capacity.set(settings.queue_size)
 
     # -- start and stop -------------------------------------------------------------
@@ -120,6 +123,9 @@ class Pool:
         await asyncio.gather(*(self._stop_slot(s) for s in self.slots), return_exceptions=True)
         for slot in self.slots:
             slot.executor.shutdown(wait=True)
+        for instance in list(self._live):
+            instance.stop()
+        self._live.clear()
         shutil.rmtree(self.root, ignore_errors=True)
         self._publish()
         log.info("pool stopped")
@@ -132,15 +138,17 @@ class Pool:
             root=self.root, start_timeout=self.settings.start_timeout,
             stop_timeout=self.settings.stop_timeout)
         loop = asyncio.get_running_loop()
+        self._live.add(instance)
         try:
             await loop.run_in_executor(slot.executor, instance.start)
-        except BaseException:
+        except Exception:
+            self._live.discard(instance)  # start() killed and reaped what it launched
             slot.state = "restarting"
             self._publish()
             raise
         slot.instance, slot.kill_reason = instance, None
         if self._closing:
-            await loop.run_in_executor(slot.executor, instance.stop)
+            await self._stop(slot, instance)
             return
         self._release(slot)
 
@@ -149,8 +157,12 @@ class Pool:
         slot.state = "stopping"
         self._publish()
         if instance is not None:
-            await asyncio.get_running_loop().run_in_executor(slot.executor, instance.stop)
+            await self._stop(slot, instance)
         self._publish()
+
+    async def _stop(self, slot: Slot, instance: Instance) -> None:
+        await asyncio.get_running_loop().run_in_executor(slot.executor, instance.stop)
+        self._live.discard(instance)
 
     # -- replacing instances ---------------------------------------------------------
     def _replace(self, slot: Slot, reason: str) -> None:
@@ -167,10 +179,9 @@ class Pool:
         self._spawn(self._restart(slot, old))
 
     async def _restart(self, slot: Slot, old: Instance | None) -> None:
-        loop = asyncio.get_running_loop()
         if old is not None:
             old.kill()  # replaced, not repaired: no graceful exit to wait for
-            await loop.run_in_executor(slot.executor, old.stop)
+            await self._stop(slot, old)
         if self._closing:
             return
         try:
@@ -365,4 +376,9 @@ def _remove_stale_pools(work_dir: Path) -> None:
     for entry in work_dir.glob("pool-*"):
         pid = entry.name.removeprefix("pool-")
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            for instance in entry.glob("instance-*"):
+                index = instance.name.removeprefix("instance-")
+                if index.isdigit():
+                    profile.remove_pipes(instance / "profile",
+                                         profile.accept_pipe(int(pid), int(index)))
             shutil.rmtree(entry, ignore_errors=True)

@@ -94,8 +94,13 @@ def write_registry(profile: Path) -> None:
 
 
 def soffice_args(soffice: str, profile: Path, accept: str | None) -> list[str]:
+    # soffice runs in a session of its own (so that a kill reaches its whole group),
+    # which also means it would outlive a converter that is SIGKILLed. setpriv (util-
+    # linux) asks the kernel to SIGKILL it when the thread that started it dies.
+    setpriv = shutil.which("setpriv")
+    guard = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
     args = [
-        soffice, "--headless", "--invisible", "--nologo", "--nodefault", "--norestore",
+        *guard, soffice, "--headless", "--invisible", "--nologo", "--nodefault", "--norestore",
         "--nolockcheck", "--nocrashreport", "--nofirststartwizard",
         f"-env:UserInstallation={profile.resolve().as_uri()}",
     ]
@@ -128,6 +133,11 @@ def pipe_files(profile: Path, accept_pipe: str | None = None, uid: int | None = 
     if accept_pipe:
         names.append(accept_pipe)
     return [PIPE_DIR / f"OSL_PIPE_{uid}_{name}" for name in names]
+
+
+def accept_pipe(pid: int, index: int) -> str:
+    """Name of the pipe instance `index` of converter process `pid` accepts UNO on (pure)."""
+    return f"gendoc-converter-{pid}-{index}"
 
 
 def remove_pipes(profile: Path, accept_pipe: str | None = None) -> None:

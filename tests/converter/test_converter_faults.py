@@ -221,3 +221,50 @@ def test_an_instance_above_the_memory_limit_is_replaced(tmp_path: Path) -> None:
         wait_until(lambda: restarts(server, "memory") >= 2, 10, what="memory restarts")
     finally:
         server.stop()
+
+
+def test_an_instance_that_never_answers_fails_its_start_and_leaves_nothing(
+        tmp_path: Path) -> None:
+    from gendoc_converter.errors import StartFailed
+    from gendoc_converter.instance import Instance
+
+    fake = tmp_path / "soffice"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")  # starts, never listens
+    fake.chmod(0o755)
+    template = tmp_path / "template"
+    template.mkdir()
+    instance = Instance(0, 0, soffice=str(fake), template=template, root=tmp_path,
+                        start_timeout=1.0, stop_timeout=5)
+    started = time.monotonic()
+    with pytest.raises(StartFailed, match="no UNO answer"):
+        instance.start()
+    assert 1.0 <= time.monotonic() - started < 5
+    assert not instance.alive()
+    assert instance.pid is not None and not Path(f"/proc/{instance.pid}").exists()
+
+
+def test_a_killed_converter_takes_its_instances_along(tmp_path: Path) -> None:
+    """soffice runs in its own session; the kernel still kills it with the converter
+    (setpriv --pdeathsig), and the next converter removes what the dead one left."""
+    from gendoc_converter.profile import PIPE_DIR
+
+    server = start_converter(tmp_path, pool_size=1)
+    pids = soffice_pids(server)
+    dead_pid = server.proc.pid
+    os.kill(dead_pid, signal.SIGKILL)
+    server.proc.wait()
+
+    def gone(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+        except OSError:
+            return True
+
+    wait_until(lambda: all(gone(pid) for pid in pids), 10, what="instances gone")
+    assert (tmp_path / "work" / f"pool-{dead_pid}").exists()
+    successor = start_converter(tmp_path, pool_size=1)
+    try:
+        assert not (tmp_path / "work" / f"pool-{dead_pid}").exists()
+        assert not list(PIPE_DIR.glob(f"OSL_PIPE_*_gendoc-converter-{dead_pid}-*"))
+    finally:
+        successor.stop()
