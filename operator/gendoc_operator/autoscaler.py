@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 TICK = 1.0  # seconds between looks for a due fleet: periodSeconds is at least 1
 EVENT_COMPONENT = "gendoc-autoscaler"
+# Written once when autoscaling is switched off, so no stale decision is shown.
+DISABLED_STATUS: JSON = {
+    "scaleReason": "autoscaling disabled: spec.replicas (kubectl scale) decides",
+    "metrics": None,
+}
 
 
 def target_for(spec: Mapping[str, Any]) -> Target:
@@ -128,9 +133,12 @@ class Autoscaler:
     async def round(self, dgs: list[Mapping[str, Any]]) -> None:
         now = self.clock()
         wanted = {dg["metadata"]["uid"]: dg for dg in dgs if enabled(dg)}
+        present = {dg["metadata"]["uid"]: dg for dg in dgs}
+        due = []
         for uid in set(self.fleets) - set(wanted):
             del self.fleets[uid]  # deleted or disabled: a fresh start if it comes back
-        due = []
+            if uid in present and not present[uid]["metadata"].get("deletionTimestamp"):
+                due.append(self._guarded(present[uid], None))  # just disabled: say so
         for uid, dg in wanted.items():
             state = self.fleets.setdefault(uid, FleetState())
             if state.due <= now:
@@ -139,10 +147,15 @@ class Autoscaler:
                 due.append(self._guarded(dg, state))
         await asyncio.gather(*due)
 
-    async def _guarded(self, dg: Mapping[str, Any], state: FleetState) -> None:
+    async def _guarded(self, dg: Mapping[str, Any], state: FleetState | None) -> None:
+        """A round for one fleet (state None: its autoscaling was just switched off)."""
         meta = dg["metadata"]
         try:
-            await self.step(dg, state)
+            if state is None:
+                await asyncio.to_thread(self.kube.patch_docgenerator_status, meta["namespace"],
+                                        meta["name"], DISABLED_STATUS)
+            else:
+                await self.step(dg, state)
         except ApiError as exc:
             if exc.status == 404 or exc.namespace_terminating:
                 return  # gone or going: the index drops it soon

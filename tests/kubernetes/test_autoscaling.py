@@ -254,15 +254,21 @@ def test_load_scales_the_fleet_up_and_its_end_scales_it_down(
 
 def test_disabled_autoscaling_leaves_replicas_to_kubectl_scale(cluster: Cluster,
                                                                namespace: str) -> None:
-    """No metrics anywhere here; what shows is that nothing is written while disabled."""
     name = "manual"
     cluster.apply({"apiVersion": crd.API_VERSION, "kind": crd.KIND,
                    "metadata": {"name": name, "namespace": namespace},
-                   "spec": {"replicas": 2, "autoscaling": {"enabled": False, "periodSeconds": 1}}})
-    cluster.wait_for(lambda: replicas(cluster, namespace, name) == 2, "2 replicas")
+                   "spec": {"replicas": 2, "autoscaling": {"periodSeconds": 1}}})
+    # Enabled: the pods stay Pending (no kubelet), so there are no metrics and it holds.
+    cluster.wait_for(lambda: status(cluster, namespace, name).get("scaleReason")
+                     == "no pod reported metrics: holding 2", "the autoscaler holding 2")
+    cluster.kubectl("patch", "-n", namespace, f"dg/{name}", "--type=merge", "-p",
+                    json.dumps({"spec": {"autoscaling": {"enabled": False}}}))
+    off = cluster.wait_for(lambda: (s := status(cluster, namespace, name)).get(
+        "scaleReason", "").startswith("autoscaling disabled") and s, "the autoscaler off")
+    assert "metrics" not in off
     cluster.kubectl("scale", "-n", namespace, f"dg/{name}", "--replicas=3")
     cluster.wait_for(lambda: replicas(cluster, namespace, name) == 3, "3 replicas")
-    # The reconcile has written the status since (desiredReplicas 3); the autoscaler never.
     done = cluster.wait_for(lambda: (s := status(cluster, namespace, name)).get(
         "desiredReplicas") == 3 and s, "status desiredReplicas 3")
-    assert "scaleReason" not in done and "metrics" not in done
+    assert done["scaleReason"].startswith("autoscaling disabled")
+    assert not [r for r, _ in events(cluster, namespace, name) if r.startswith("Scaled")]

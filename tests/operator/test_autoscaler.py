@@ -106,3 +106,23 @@ def test_each_enabled_fleet_is_handled_once_per_period() -> None:
     statuses = [args[1] for call, args in kube.calls if call == "status"]
     assert statuses[0]["scaleReason"] == "no pod reported metrics: holding 2"
     assert not [c for c, _ in kube.calls if c in ("scale", "event")]
+
+
+def test_switching_autoscaling_off_says_so_once() -> None:
+    kube = RecordingKube()
+    fleet = dg("fleet", autoscaling={"periodSeconds": 5})
+    off = dg("fleet", autoscaling={"enabled": False})
+
+    async def run() -> None:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            scaler = Autoscaler(kube, OperatorSettings(), http,  # type: ignore[arg-type]
+                                clock=lambda: 0.0, wall=lambda: "t")
+            await scaler.round([fleet])
+            await scaler.round([off])
+            await scaler.round([off])
+
+    asyncio.run(run())
+    statuses = [args[1] for call, args in kube.calls if call == "status"]
+    assert len(statuses) == 2
+    assert statuses[1] == {"scaleReason": "autoscaling disabled: spec.replicas (kubectl scale) "
+                                          "decides", "metrics": None}
