@@ -11,6 +11,7 @@ in a third-party library can grow without bound.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -24,6 +25,9 @@ from anyio import to_thread
 from . import errors
 
 log = logging.getLogger(__name__)
+
+
+_GC_EVERY = 10  # renders between full collections while requests keep coming
 
 
 class RenderTimeout(errors.Problem):
@@ -49,6 +53,14 @@ def _worker_main(conn: multiprocessing.connection.Connection, limits: WorkerLimi
     if limits.memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     renderer = Renderer(limits.cache_bytes)
+    # python-docx and lxml leave reference cycles that only a full collection
+    # frees; left to the default thresholds a worker grew from 40 to 250 MB
+    # between collections (measured, one-page invoice). Freezing what start-up
+    # made cuts a full collection from ~9 ms to ~3 ms; collecting when idle, or
+    # every _GC_EVERY renders when busy, keeps it off the reply's path.
+    gc.collect()
+    gc.freeze()
+    since_gc = 0
     while True:
         try:
             docx, data, strict = conn.recv()
@@ -68,6 +80,10 @@ def _worker_main(conn: multiprocessing.connection.Connection, limits: WorkerLimi
         except Exception as exc:  # reported to the parent, which logs it
             reply = ("error", f"{type(exc).__name__}: {exc}")
         conn.send(reply)
+        since_gc += 1
+        if since_gc >= _GC_EVERY or not conn.poll(0):
+            gc.collect()
+            since_gc = 0
 
 
 class _Worker:
