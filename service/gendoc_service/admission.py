@@ -30,13 +30,17 @@ class Refusal:
     retry_after: float
 
 
-def decide(waiting: int, inflight: int, concurrency: int, capacity: int, mean_service: float,
+def decide(waiting: int, inflight: int, concurrency: int, capacity: int, drain_interval: float,
            max_wait: float, time_left: float) -> Refusal | None:
-    """Admit (None) or refuse a new request, from the queue's state and its service time."""
+    """Admit (None) or refuse a new request.
+
+    `drain_interval` is the measured time between two slots freeing while
+    requests wait (1 / throughput when saturated): a new request at position
+    `waiting + 1` gets a slot after about that many intervals.
+    """
     if inflight < concurrency and waiting == 0:
         return None  # a slot is free now
-    # Slots complete about concurrency / mean_service requests per second.
-    wait = (waiting + 1) * mean_service / max(concurrency, 1)
+    wait = (waiting + 1) * drain_interval
     if waiting >= capacity:
         return Refusal(429, "queue_full", wait)
     if wait > max_wait:
@@ -56,8 +60,11 @@ class Admission:
         self._waiting = 0
         self._inflight = 0
         self._metrics = metrics
-        # Exponentially weighted mean service time, to tell clients when to retry.
-        self._mean_service = 0.2
+        # Exponentially weighted time between slot releases while requests wait:
+        # the queue's real drain rate, whatever the slots wait on downstream (the
+        # converter's own pool). Starts at a guess of 0.2 s per slot-turn.
+        self._drain_interval = 0.2 / max(concurrency, 1)
+        self._last_release = time.monotonic()
         metrics.queue_capacity.set(capacity)
         metrics.concurrency.set(concurrency)
 
@@ -70,15 +77,14 @@ class Admission:
         return self._inflight
 
     def retry_after(self) -> float:
-        """Seconds until the current queue has probably drained by one slot's worth."""
-        backlog = self._waiting + self._inflight
-        return backlog * self._mean_service / max(self.concurrency, 1)
+        """Seconds until the current queue has probably drained."""
+        return (self._waiting + 1) * self._drain_interval
 
     @asynccontextmanager
     async def slot(self, deadline: float) -> AsyncIterator[None]:
         """Hold one render slot; `deadline` is a time.monotonic() value."""
         refusal = decide(self._waiting, self._inflight, self.concurrency, self.capacity,
-                         self._mean_service, self.max_wait, deadline - time.monotonic())
+                         self._drain_interval, self.max_wait, deadline - time.monotonic())
         if refusal is not None:
             self._metrics.rejected.labels(refusal.reason).inc()
             kind = TooManyRequests if refusal.status == 429 else DeadlineExceeded
@@ -108,12 +114,14 @@ class Admission:
             self._metrics.queue_depth.set(self._waiting)
         self._inflight += 1
         self._metrics.inflight.set(self._inflight)
-        started = time.monotonic()
         try:
             yield
         finally:
             self._inflight -= 1
             self._metrics.inflight.set(self._inflight)
             self._slots.release()
-            elapsed = time.monotonic() - started
-            self._mean_service += 0.1 * (elapsed - self._mean_service)
+            now = time.monotonic()
+            if self._waiting:  # saturated: this gap is the drain rate, not idleness
+                gap = now - self._last_release
+                self._drain_interval += 0.2 * (gap - self._drain_interval)
+            self._last_release = now

@@ -8,22 +8,22 @@ from gendoc_service.admission import decide
 
 
 @pytest.mark.parametrize(
-    ("waiting", "inflight", "mean", "time_left", "expected"),
+    ("waiting", "inflight", "interval", "time_left", "expected"),
     [
         (0, 3, 0.1, 30, None),  # a slot is free
-        (0, 4, 0.1, 30, None),  # queue: predicted 0.025 s
-        (9, 4, 0.1, 30, None),  # predicted 0.25 s
-        (10, 4, 0.1, 30, (429, "queue_full")),  # capacity reached
-        (5, 4, 2.0, 30, (429, "queue_wait")),  # 6 * 2.0 / 4 = 3 s > 2 s
-        (1, 4, 1.0, 0.3, (503, "deadline")),  # 0.5 s to wait, 0.3 s left
+        (0, 4, 0.1, 30, None),  # queue: predicted 0.1 s
+        (9, 4, 0.1, 30, None),  # predicted 1.0 s
+        (10, 4, 0.01, 30, (429, "queue_full")),  # capacity reached
+        (5, 4, 0.5, 30, (429, "queue_wait")),  # 6 * 0.5 = 3 s > 2 s
+        (1, 4, 0.25, 0.3, (503, "deadline")),  # 0.5 s to wait, 0.3 s left
     ],
 )
-def test_decide(waiting: int, inflight: int, mean: float, time_left: float,
+def test_decide(waiting: int, inflight: int, interval: float, time_left: float,
                 expected: tuple[int, str] | None) -> None:
-    refusal = decide(waiting, inflight, concurrency=4, capacity=10, mean_service=mean,
+    refusal = decide(waiting, inflight, concurrency=4, capacity=10, drain_interval=interval,
                      max_wait=2.0, time_left=time_left)
     if expected is None:
         assert refusal is None
     else:
         assert refusal is not None and (refusal.status, refusal.reason) == expected
-        assert refusal.retry_after == pytest.approx((waiting + 1) * mean / 4)
+        assert refusal.retry_after == pytest.approx((waiting + 1) * interval)
