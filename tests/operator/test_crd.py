@@ -49,7 +49,7 @@ def test_defaults_fill_an_empty_spec() -> None:
     assert spec["target"] == {"requestsPerMinute": 300, "p95LatencySeconds": 2,
                               "maxQueuePerPod": 4}
     assert spec["converter"] == {"poolSize": 2}
-    assert spec["service"]["concurrency"] == 8
+    assert spec["service"]["concurrency"] == 4
     assert spec["images"] == {"pullPolicy": "IfNotPresent"}
     assert spec["resources"]["converter"]["limits"] == {"memory": "2Gi"}
 
