@@ -31,19 +31,22 @@ class Refusal:
 
 
 def decide(waiting: int, inflight: int, concurrency: int, capacity: int, drain_interval: float,
-           max_wait: float, time_left: float) -> Refusal | None:
+           max_wait: float, time_left: float, growing: bool = True) -> Refusal | None:
     """Admit (None) or refuse a new request.
 
     `drain_interval` is the measured time between two slots freeing while
     requests wait (1 / throughput when saturated): a new request at position
-    `waiting + 1` gets a slot after about that many intervals.
+    `waiting + 1` gets a slot after about that many intervals. The time bound
+    applies only while the queue is `growing` (requests arrive faster than
+    slots free): a long but stable queue, such as a fixed number of clients
+    each waiting for its answer, is load the service keeps up with, not overload.
     """
     if inflight < concurrency and waiting == 0:
         return None  # a slot is free now
     wait = (waiting + 1) * drain_interval
     if waiting >= capacity:
         return Refusal(429, "queue_full", wait)
-    if wait > max_wait:
+    if growing and wait > max_wait:
         return Refusal(429, "queue_wait", wait)
     if wait > time_left:
         return Refusal(503, "deadline", wait)
@@ -65,6 +68,9 @@ class Admission:
         # converter's own pool). Starts at a guess of 0.2 s per slot-turn.
         self._drain_interval = 0.2 / max(concurrency, 1)
         self._last_release = time.monotonic()
+        # The same for arrivals (every request asking for a slot, refused ones too).
+        self._arrival_interval = 1.0
+        self._last_arrival = time.monotonic()
         metrics.queue_capacity.set(capacity)
         metrics.concurrency.set(concurrency)
 
@@ -83,8 +89,13 @@ class Admission:
     @asynccontextmanager
     async def slot(self, deadline: float) -> AsyncIterator[None]:
         """Hold one render slot; `deadline` is a time.monotonic() value."""
+        now = time.monotonic()
+        self._arrival_interval += 0.2 * (now - self._last_arrival - self._arrival_interval)
+        self._last_arrival = now
+        # Arrivals at least 15% faster than departures: the queue is growing.
+        growing = self._arrival_interval * 1.15 < self._drain_interval
         refusal = decide(self._waiting, self._inflight, self.concurrency, self.capacity,
-                         self._drain_interval, self.max_wait, deadline - time.monotonic())
+                         self._drain_interval, self.max_wait, deadline - now, growing)
         if refusal is not None:
             self._metrics.rejected.labels(refusal.reason).inc()
             kind = TooManyRequests if refusal.status == 429 else DeadlineExceeded

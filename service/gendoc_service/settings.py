@@ -80,13 +80,13 @@ class ServiceSettings(BaseSettings):
         64, description="Requests that may wait for a slot; beyond it 429 + Retry-After."
     )
     max_queue_wait: float = Field(
-        1.3,
-        description="Longest a new request should wait for a slot, seconds, predicted from the "
-        "queue's measured drain rate; beyond it 429 + Retry-After at once (a queue bounded in "
-        "time, not only in count). 20 closed-loop clients at ~1,000 PDFs/min wait ~1 s and "
-        "must not be refused; under overload a slot adds ~0.4 s, so 1.3 s keeps admitted "
-        "requests' p95 near 1.8 s (gendoc bench: 1.0 s refused the 20 clients, 1.5 s gave "
-        "an admitted p95 of 2.08 s).",
+        1.2,
+        description="Longest a new request should wait for a slot while the queue grows "
+        "(arrivals outpacing departures), seconds, predicted from the queue's measured drain "
+        "rate; beyond it 429 + Retry-After at once (a queue bounded in time, not only in "
+        "count). Under overload a slot adds ~0.4 s, so 1.2 s keeps admitted requests' p95 "
+        "under 2 s (gendoc bench, overload run). A stable queue (a fixed number of clients "
+        "each awaiting its answer) is bounded by queue_capacity only.",
     )
 
     # Per-client rate limit on the render routes (token bucket keyed by API key,

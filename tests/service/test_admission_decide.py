@@ -27,3 +27,14 @@ def test_decide(waiting: int, inflight: int, interval: float, time_left: float,
     else:
         assert refusal is not None and (refusal.status, refusal.reason) == expected
         assert refusal.retry_after == pytest.approx((waiting + 1) * interval)
+
+
+def test_a_long_but_stable_queue_is_not_refused_for_time() -> None:
+    """A fixed number of clients waiting for their answers: kept up with, not overload."""
+    args = dict(waiting=9, inflight=4, concurrency=4, capacity=10, drain_interval=0.5,
+                max_wait=2.0, time_left=30)
+    assert decide(**args, growing=False) is None
+    refused = decide(**args, growing=True)
+    assert refused is not None and refused.reason == "queue_wait"
+    full = decide(**{**args, "waiting": 10}, growing=False)
+    assert full is not None and full.reason == "queue_full"  # the count bound always holds
