@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+import docx.opc.phys_pkg
 import jinja2
 from docxtpl import DocxTemplate
 from jinja2 import ChainableUndefined, TemplateSyntaxError
@@ -35,6 +37,21 @@ _FOOTNOTES_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingm
 _PROPERTIES_PART = "/docProps/core.xml"
 # Core properties docxtpl renders (DocxTemplate.render_properties).
 _PROPERTY_NAMES = ("author", "comments", "identifier", "language", "subject", "title")
+
+# python-docx writes packages at zlib's default level 6, which was a quarter of a
+# render's time (one-page invoice: 3.9 of 16 ms). Level 1 is about three times
+# faster and XML still shrinks ~5x; the document mostly goes to the converter on
+# localhost anyway.
+_COMPRESS_LEVEL = 1
+
+
+def _fast_zip_writer(self: Any, pkg_file: Any) -> None:
+    docx.opc.phys_pkg.PhysPkgWriter.__init__(self)
+    self._zipf = zipfile.ZipFile(pkg_file, "w", compression=zipfile.ZIP_DEFLATED,
+                                 compresslevel=_COMPRESS_LEVEL)
+
+
+docx.opc.phys_pkg._ZipPkgWriter.__init__ = _fast_zip_writer  # type: ignore[method-assign]
 
 # Names missing during the current strict render (one list per render call).
 _missing: ContextVar[list[str] | None] = ContextVar("gendoc_missing", default=None)
