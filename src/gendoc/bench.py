@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from gendoc.procs import GendocProcess, free_port, spawn_gendoc
+from gendoc.procs import GendocProcess, free_port, spawn_gendoc, tree_rss_kb
 
 EXAMPLES = Path(__file__).parent / "examples"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -121,29 +121,6 @@ async def open_model(url: str, request: dict[str, Any], per_minute: float,
 
 
 # -- memory ----------------------------------------------------------------------
-def _tree_rss_kb(root_pids: list[int]) -> int:
-    """Resident memory of the given processes and all their descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            ppid = int(fields[1])
-            rss[int(entry)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-            children.setdefault(ppid, []).append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack = 0, list(root_pids)
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
-
-
 class PeakRss:
     def __init__(self, pids: list[int]) -> None:
         self.pids, self.peak_kb = pids, 0
@@ -152,10 +129,10 @@ class PeakRss:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.25):
-            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pids))
+            self.peak_kb = max(self.peak_kb, tree_rss_kb(self.pids))
 
     def __enter__(self) -> PeakRss:
-        self.peak_kb = _tree_rss_kb(self.pids)
+        self.peak_kb = tree_rss_kb(self.pids)
         self._thread.start()
         return self
 
@@ -196,7 +173,6 @@ def cold_run(template_docx: Path, concurrency: int, requests: int) -> Run:
 
 def _rendered_example(template: Path, data: dict[str, Any]) -> bytes:
     """The example rendered once, so that `single` measures conversion alone."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "service"))
     from gendoc_service.rendering import Renderer
 
     return Renderer(16 << 20).render(template.read_bytes(), data)

@@ -15,6 +15,58 @@ import httpx
 from gendoc.readiness import Abort, wait_until
 
 
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    state: str  # R, S, Z, T...
+    command: str  # the kernel's short name (comm)
+    rss_kb: int
+
+
+def process_table() -> dict[int, ProcInfo]:
+    """Every process, from one pass over /proc (processes that vanish meanwhile are skipped)."""
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    table: dict[int, ProcInfo] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+            # The command sits in parentheses and may itself contain ") ".
+            command = stat[stat.index("(") + 1: stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            table[int(entry)] = ProcInfo(int(entry), int(fields[1]), fields[0], command,
+                                         int(fields[21]) * page_kb)
+        except (OSError, IndexError, ValueError):
+            continue
+    return table
+
+
+def descendants(root: int, table: dict[int, ProcInfo] | None = None) -> list[ProcInfo]:
+    """All processes below `root` (not itself), however deep."""
+    table = process_table() if table is None else table
+    children: dict[int, list[ProcInfo]] = {}
+    for info in table.values():
+        children.setdefault(info.ppid, []).append(info)
+    found, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child.pid)
+    return found
+
+
+def tree_rss_kb(roots: list[int]) -> int:
+    """Resident memory of the given processes and all their descendants."""
+    table = process_table()
+    return sum(
+        (table[r].rss_kb if r in table else 0) + sum(d.rss_kb for d in descendants(r, table))
+        for r in roots
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
 from converter.converter_docs import DOCX_TYPE
 
-from gendoc.procs import GendocProcess, free_port, spawn_gendoc
+from gendoc.procs import GendocProcess, free_port, process_table, spawn_gendoc
 
 CONVERT = "/forms/libreoffice/convert"
 INVOICE = Path(__file__).resolve().parents[2] / "src" / "gendoc" / "examples" / "invoice.docx"
@@ -42,19 +41,7 @@ def metric(text: str, name: str, labels: str = "") -> float:
 
 def children(pid: int) -> list[tuple[int, str, str]]:
     """(pid, state, command) of the processes whose parent is `pid`."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        command = stat[stat.index("(") + 1: stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            out.append((int(entry), fields[0], command))
-    return out
+    return [(p.pid, p.state, p.command) for p in process_table().values() if p.ppid == pid]
 
 
 def soffice_pids(server: GendocProcess) -> list[int]:

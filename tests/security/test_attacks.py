@@ -178,6 +178,6 @@ def test_malformed_and_confused_packages_are_refused_fast(svc: ServerProcess, na
 
 
 def test_service_rss_stays_bounded_after_the_attacks(svc: ServerProcess) -> None:
-    from bench_rss import tree_rss_mb
+    from gendoc.procs import tree_rss_kb
 
-    assert tree_rss_mb(svc.proc.pid) < 900
+    assert tree_rss_kb([svc.proc.pid]) / 1024 < 900

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bench_rss import tree_rss_mb
-from converter.converter_support import children, metric, start_converter
+from converter.converter_support import metric, start_converter
 from docx_helpers import make_docx
 
 from conftest import start_service
+from gendoc.procs import descendants, tree_rss_kb
 
 pytestmark = pytest.mark.libreoffice
 CONVERSIONS = int(os.environ.get("GENDOC_SOAK_CONVERSIONS", "300"))
@@ -27,13 +27,11 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def zombies(pid: int) -> list[int]:
-    found, stack = [], [pid]
-    while stack:
-        for child, state, _ in children(stack.pop()):
-            if state == "Z":
-                found.append(child)
-            stack.append(child)
-    return found
+    return [p.pid for p in descendants(pid) if p.state == "Z"]
+
+
+def tree_rss_mb(pid: int) -> float:
+    return tree_rss_kb([pid]) / 1024
 
 
 def slope(points: list[tuple[int, float]]) -> float:
