@@ -30,6 +30,11 @@ class Refusal:
     retry_after: float
 
 
+def predicted_wait(waiting: int, drain_interval: float) -> float:
+    """Seconds until a request joining behind `waiting` others gets a slot."""
+    return (waiting + 1) * drain_interval
+
+
 def decide(waiting: int, inflight: int, concurrency: int, capacity: int, drain_interval: float,
            max_wait: float, time_left: float, growing: bool = True) -> Refusal | None:
     """Admit (None) or refuse a new request.
@@ -43,7 +48,7 @@ def decide(waiting: int, inflight: int, concurrency: int, capacity: int, drain_i
     """
     if inflight < concurrency and waiting == 0:
         return None  # a slot is free now
-    wait = (waiting + 1) * drain_interval
+    wait = predicted_wait(waiting, drain_interval)
     if waiting >= capacity:
         return Refusal(429, "queue_full", wait)
     if growing and wait > max_wait:
@@ -74,17 +79,9 @@ class Admission:
         metrics.queue_capacity.set(capacity)
         metrics.concurrency.set(concurrency)
 
-    @property
-    def waiting(self) -> int:
-        return self._waiting
-
-    @property
-    def inflight(self) -> int:
-        return self._inflight
-
     def retry_after(self) -> float:
         """Seconds until the current queue has probably drained."""
-        return (self._waiting + 1) * self._drain_interval
+        return predicted_wait(self._waiting, self._drain_interval)
 
     @asynccontextmanager
     async def slot(self, deadline: float) -> AsyncIterator[None]:

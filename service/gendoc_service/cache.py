@@ -56,9 +56,3 @@ class ByteLRU(Generic[V]):
             while self._bytes > self.max_bytes:
                 _, (_, evicted) = self._items.popitem(last=False)
                 self._bytes -= evicted
-
-    def discard(self, key: Hashable) -> None:
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 
 class NotReady(TimeoutError):
@@ -42,26 +41,3 @@ def wait_until(
             raise NotReady(f"{what} not true after {timeout:.1f}s") from last_exc
         time.sleep(interval)
 
-
-async def async_wait_until(
-    predicate: Callable[[], Awaitable[object]],
-    timeout: float,
-    *,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> object:
-    """The asyncio twin of `wait_until`."""
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    while True:
-        try:
-            value = await predicate()
-            if value:
-                return value
-        except Abort:
-            raise
-        except Exception as exc:
-            last_exc = exc
-        if time.monotonic() >= deadline:
-            raise NotReady(f"{what} not true after {timeout:.1f}s") from last_exc
-        await asyncio.sleep(interval)
