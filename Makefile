@@ -33,8 +33,9 @@ soak: bootstrap
 	GENDOC_SOAK_CONVERSIONS=5000 GENDOC_SOAK_REPORT=docs/soak.json \
 	  $(PY) -m pytest -q -s tests/security/test_soak.py
 
+## ruff over the tree and mypy --strict over the four packages; fails on any finding.
 lint: bootstrap
-	$(PY) -m ruff check . || true
+	@bash scripts/lint.sh
 
 clean:
 	rm -rf $(OUT) .pytest_cache
