@@ -13,8 +13,20 @@ from gendoc.procs import GendocProcess, free_port, spawn_gendoc
 ServerProcess = GendocProcess
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "corpus" / "docxtpl"
+# docxtpl's own test templates, vendored with their origin and licence
+# (tests/corpus/docxtpl/README.md, LICENSE.txt).
+CORPUS = REPO / "tests" / "corpus" / "docxtpl"
+CORPUS_CASES = 36  # the corpus README's count: fewer means a broken or partial copy
 EXAMPLES = REPO / "src" / "gendoc" / "examples"
+
+
+def corpus_cases() -> list[Path]:
+    """Every case file of the corpus; fails (never skips) when the corpus is missing."""
+    cases = sorted((CORPUS / "cases").glob("*.json"))
+    if len(cases) != CORPUS_CASES:
+        pytest.fail(f"the docxtpl corpus at {CORPUS} has {len(cases)} cases, "
+                    f"not {CORPUS_CASES}", pytrace=False)
+    return cases
 
 
 def start_gendoc(args: list[str], port: int, ready_path: str, log: Path,

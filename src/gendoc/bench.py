@@ -1,6 +1,6 @@
 """`gendoc bench`: the load benchmark, with its baselines measured in the same run.
 
-Modes (DESIGN.md, "Performance"):
+Modes (README.md, "Performance"):
   cold         the old way: one `soffice --convert-to pdf` process per request, fresh profile
   single       one warm LibreOffice (our converter with a pool of 1), DOCX -> PDF over HTTP
   gendoc       the full local stack over HTTP: render + convert, PDF out

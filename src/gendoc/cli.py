@@ -1,4 +1,4 @@
-"""The `gendoc` command: one entry point, a subcommand per component (DESIGN.md)."""
+"""The `gendoc` command: one entry point, a subcommand per component (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""docxtpl's own test templates (../shared/corpus/docxtpl), rendered through the HTTP API,
+"""docxtpl's own test templates (tests/corpus/docxtpl), rendered through the HTTP API,
 must give the same document text as docxtpl itself with the same context."""
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ from docx import Document
 from docx_helpers import part_texts
 from docxtpl import DocxTemplate
 
-from conftest import CORPUS
+from conftest import CORPUS, corpus_cases
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def plain_cases() -> list[Path]:
-    cases = sorted((CORPUS / "cases").glob("*.json"))
-    assert len(cases) == 36, f"corpus not found or changed at {CORPUS}"
-    return [c for c in cases if "needs" not in json.loads(c.read_text())]
+    return [c for c in corpus_cases() if "needs" not in json.loads(c.read_text())]
 
 
 PLAIN = plain_cases()

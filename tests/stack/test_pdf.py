@@ -17,7 +17,7 @@ from converter.converter_support import pdf_text, start_converter
 from docx_helpers import make_docx, part_texts
 from pypdf import PdfReader
 
-from conftest import CORPUS, EXAMPLES, ServerProcess, start_service
+from conftest import CORPUS, EXAMPLES, ServerProcess, corpus_cases, start_service
 
 pytestmark = pytest.mark.libreoffice
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -62,7 +62,7 @@ def test_example_invoice_to_pdf(client: httpx.Client, tmp_path: Path) -> None:
         assert re.sub(r"\s+", "", value) in text, value
 
 
-PLAIN = [c for c in sorted((CORPUS / "cases").glob("*.json"))
+PLAIN = [c for c in corpus_cases()
          if "needs" not in json.loads(c.read_text()) and "expect_error" not in json.loads(c.read_text())]
 
 
