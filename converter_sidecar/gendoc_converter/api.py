@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gendoc.logs import request_id
+from gendoc.package_limits import PackageLimits
 
 from .errors import BadForm, ConverterError, UnreadableDocument
 from .metrics import ConverterMetrics
@@ -120,7 +121,8 @@ async def _convert(request: Request, pool: Pool, settings: ConverterSettings) ->
     options, merge = parse_options(fields)
     results: list[tuple[str, bytes]] = []
     for name, data in files:
-        results.append((_pdf_name(name), await _convert_one(pool, name, data, options, deadline)))
+        results.append((_pdf_name(name), await _convert_one(pool, name, data, options, deadline,
+                                                            PackageLimits.of(settings))))
     output = _output_name(request.headers.get(OUTPUT_FILENAME_HEADER))
     if len(results) == 1:
         return _attachment(results[0][1], PDF, f"{output}.pdf")
@@ -133,10 +135,10 @@ async def _convert(request: Request, pool: Pool, settings: ConverterSettings) ->
 
 
 async def _convert_one(pool: Pool, name: str, data: bytes, options: ConversionOptions,
-                       deadline: float) -> bytes:
+                       deadline: float, limits: PackageLimits) -> bytes:
     suffix = PurePath(name).suffix.lower()
     if suffix in DOCX_SUFFIXES:
-        data, report = sanitize_docx(data)
+        data, report = sanitize_docx(data, limits)
         if report.changed:
             log.warning("%s: neutralised external references: %s", name,
                         "; ".join(report.relationships + report.fields)[:1000])

@@ -12,7 +12,12 @@ A WordprocessingML package can point outside itself in two ways:
   and its cached result kept as plain content.
 
 Packages with VBA projects (.docm and friends) are refused outright, and zip
-bombs are refused from the zip directory alone before anything is inflated.
+bombs are refused from the zip directory alone before anything is inflated
+(`gendoc.package_limits`, the same check the service makes, with the
+converter's own limits). Every decision is made on parsed XML
+(`gendoc.safexml`: no entities, no DTD, no network), never on bytes, so a
+character reference (`TargetMode="&#69;xternal"`), a part in UTF-16 or an
+entity cannot spell a link past it; a part that declares a DOCTYPE is refused.
 The profile's configuration (profile.py) is the second line of defence.
 """
 
@@ -22,15 +27,18 @@ import io
 import posixpath
 import re
 import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lxml import etree
+
+from gendoc import safexml
+from gendoc.package_limits import PackageLimits, PackageRefused, open_package
 
 from .errors import MacroDocument, UnreadableDocument
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+CONTENT_TYPES = "[Content_Types].xml"
 # Where an external relationship now points: a part no package has.
 BLOCKED_TARGET = "gendoc-blocked-external-link"
 DANGEROUS_FIELDS = frozenset(
@@ -44,17 +52,7 @@ FIELDLESS_TYPES = frozenset({
     "theme", "customXml", "customXmlProps", "core-properties", "extended-properties",
     "custom-properties", "thumbnail", "image"})
 MACRO_PARTS = re.compile(r"(?i)(^|/)(vbaProject\.bin|vbaData\.xml|vbaProjectSignature\.bin)$")
-MACRO_CONTENT_TYPES = re.compile(rb"(?i)macroEnabled|vbaProject|ms-office\.activeX")
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                          huge_tree=False, remove_blank_text=False)
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_entries: int = 2000
-    max_unzipped_bytes: int = 200 * 1024 * 1024
-    max_ratio: float = 200.0
+MACRO_CONTENT_TYPES = re.compile(r"(?i)macroEnabled|vbaProject|ms-office\.activeX")
 
 
 @dataclass
@@ -69,49 +67,83 @@ class Report:
         return bool(self.relationships or self.fields)
 
 
-def sanitize_docx(data: bytes, limits: Limits = Limits()) -> tuple[bytes, Report]:
+def sanitize_docx(data: bytes, limits: PackageLimits) -> tuple[bytes, Report]:
     """The package with every external reference neutralised, and what was changed.
 
     Returns `data` itself when nothing needed changing. Raises UnreadableDocument
-    for something that is not a sane zip package, MacroDocument for VBA.
+    for something that is not a sane zip package of well-formed, DTD-free XML
+    parts, MacroDocument for VBA.
     """
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise UnreadableDocument(f"Not a valid .docx package (zip): {exc}") from None
-    _check_limits(infos, limits)
+        archive = open_package(data, limits)
+    except PackageRefused as exc:
+        raise UnreadableDocument(str(exc)) from None
+    with archive:
+        try:
+            replaced, report = _sanitize(archive)
+        except safexml.UnsafeXml as exc:
+            raise UnreadableDocument(str(exc)) from None
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+            raise UnreadableDocument(f"A part of the package cannot be read: {exc}") from None
+        if not replaced:
+            return data, report
+        return _rezip(archive, replaced), report
+
+
+def _sanitize(archive: zipfile.ZipFile) -> tuple[dict[str, bytes], Report]:
+    infos = archive.infolist()
     names = {i.filename for i in infos}
-    if "[Content_Types].xml" not in names:
-        raise UnreadableDocument("Not a valid .docx package: [Content_Types].xml is missing")
-    if any(MACRO_PARTS.search(n) for n in names) or MACRO_CONTENT_TYPES.search(
-            _read(archive, "[Content_Types].xml")):
+    if CONTENT_TYPES not in names:
+        raise UnreadableDocument(f"Not a valid .docx package: {CONTENT_TYPES} is missing")
+    types = content_types(safexml.parse(_read(archive, CONTENT_TYPES), CONTENT_TYPES))
+    if any(MACRO_PARTS.search(n) for n in names) or any(
+            MACRO_CONTENT_TYPES.search(t) for t in types.values()):
         raise MacroDocument("Documents with macros (VBA projects) are not converted")
 
     report = Report()
     replaced: dict[str, bytes] = {}
-    relationships = {i.filename: _read(archive, i.filename) for i in infos
-                     if i.filename.endswith(".rels")}
-    for name, raw in relationships.items():
-        if b"External" in raw or any(t.encode() in raw for t in ALWAYS_BLOCKED_TYPES):
-            new = strip_external_relationships(raw, name, report)
-            if new is not None:
-                replaced[name] = new
+    relationships = {i.filename: safexml.parse(_read(archive, i.filename), i.filename)
+                     for i in infos if i.filename.endswith(".rels")}
+    for name, root in relationships.items():
+        if retarget_external_relationships(root, name, report):
+            replaced[name] = _serialize(root)
     skip = fieldless_parts(relationships)
     for info in infos:
         name = info.filename
-        if name.endswith(".xml") and name not in skip:
-            raw = _read(archive, name)
-            if b"instrText" in raw or b"fldSimple" in raw:
-                new = strip_include_fields(raw, name, report)
-                if new is not None:
-                    replaced[name] = new
-    if not replaced:
-        return data, report
-    return _rezip(archive, infos, replaced), report
+        if name in relationships or name == CONTENT_TYPES or not is_xml(name, types):
+            continue
+        if name in skip:
+            # Read by LibreOffice all the same: only its prolog is parsed (no DOCTYPE).
+            with archive.open(info) as stream:
+                safexml.check_prolog(stream, name)
+            continue
+        root = safexml.parse(_read(archive, name), name)
+        if remove_include_fields(root, name, report):
+            replaced[name] = _serialize(root)
+    return replaced, report
 
 
-def fieldless_parts(relationships: dict[str, bytes]) -> set[str]:
+def content_types(root: etree._Element) -> dict[str, str]:
+    """Content type by part name ("/word/document.xml") and by extension ("xml") (pure)."""
+    types: dict[str, str] = {}
+    for element in root:
+        content_type = str(element.get("ContentType", ""))
+        if element.get("PartName") is not None:
+            types[str(element.get("PartName")).lower()] = content_type
+        elif element.get("Extension") is not None:
+            types[str(element.get("Extension")).lower()] = content_type
+    return types
+
+
+def is_xml(name: str, types: dict[str, str]) -> bool:
+    """Whether LibreOffice reads the part as XML: by its content type, as OPC says, or by
+    its name; so a document part registered under another extension is still checked."""
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name.rsplit("/", 1)[-1] else ""
+    content_type = types.get(f"/{name}".lower(), types.get(extension, "")).split(";")[0].strip()
+    return name.lower().endswith(".xml") or content_type.endswith(("+xml", "/xml"))
+
+
+def fieldless_parts(relationships: dict[str, etree._Element]) -> set[str]:
     """Parts that cannot hold fields: every relationship to them is of a kind LibreOffice
     never reads text runs from (styles, theme, settings, fonts, numbering, properties).
 
@@ -120,12 +152,8 @@ def fieldless_parts(relationships: dict[str, bytes]) -> set[str]:
     Skipping them avoids inflating a typical package's 800 KB of styles per request.
     """
     kinds: dict[str, set[str]] = {}
-    for rels_name, xml in relationships.items():
+    for rels_name, root in relationships.items():
         source_dir = posixpath.dirname(posixpath.dirname(rels_name))
-        try:
-            root = etree.fromstring(xml, _PARSER)
-        except etree.XMLSyntaxError:
-            continue  # reported where the part is stripped; decides nothing here
         for rel in root.iter(f"{RELS}Relationship"):
             if (rel.get("TargetMode") or "").lower() == "external":
                 continue
@@ -140,6 +168,13 @@ def strip_external_relationships(xml: bytes, part: str = "", report: Report | No
                                  ) -> bytes | None:
     """A .rels part with external non-hyperlink targets retargeted; None if unchanged."""
     root = _parse(xml, part)
+    return _serialize(root) if retarget_external_relationships(root, part, report) else None
+
+
+def retarget_external_relationships(root: etree._Element, part: str,
+                                    report: Report | None = None) -> bool:
+    """Retarget, in the parsed .rels `root`, every external non-hyperlink relationship and
+    every always-blocked one; whether anything changed."""
     changed = False
     for rel in root.iter(f"{RELS}Relationship"):
         kind = rel.get("Type", "")
@@ -154,7 +189,7 @@ def strip_external_relationships(xml: bytes, part: str = "", report: Report | No
             if "TargetMode" in rel.attrib:
                 del rel.attrib["TargetMode"]
             changed = True
-    return _serialize(root) if changed else None
+    return changed
 
 
 @dataclass
@@ -174,6 +209,13 @@ def field_type(instruction: str) -> str:
 def strip_include_fields(xml: bytes, part: str = "", report: Report | None = None) -> bytes | None:
     """A WordprocessingML part without fields that include other files; None if unchanged."""
     root = _parse(xml, part)
+    return _serialize(root) if remove_include_fields(root, part, report) else None
+
+
+def remove_include_fields(root: etree._Element, part: str, report: Report | None = None
+                          ) -> bool:
+    """Remove, from the parsed part `root`, every field that includes another file, keeping
+    its cached result; whether anything changed."""
     doomed: list[etree._Element] = []
     for simple in list(root.iter(f"{W}fldSimple")):
         instruction = simple.get(f"{W}instr", "")
@@ -182,13 +224,11 @@ def strip_include_fields(xml: bytes, part: str = "", report: Report | None = Non
             _unwrap(simple)
             doomed.append(simple)
     doomed += _dangerous_complex_fields(root, part, report)
-    if not doomed:
-        return None
     for element in doomed:
         parent = element.getparent()
         if parent is not None and element.tag != f"{W}fldSimple":
             parent.remove(element)
-    return _serialize(root)
+    return bool(doomed)
 
 
 def _dangerous_complex_fields(root: etree._Element, part: str,
@@ -244,19 +284,6 @@ def _note(report: Report | None, part: str, instruction: str) -> None:
         report.fields.append(f"{part}: {instruction.strip()[:200]}")
 
 
-def _check_limits(infos: Iterable[zipfile.ZipInfo], limits: Limits) -> None:
-    infos = list(infos)
-    if len(infos) > limits.max_entries:
-        raise UnreadableDocument(f"The package has more than {limits.max_entries} entries")
-    total = 0
-    for info in infos:
-        total += info.file_size
-        if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
-            raise UnreadableDocument(f"Entry {info.filename} is compressed suspiciously well")
-    if total > limits.max_unzipped_bytes:
-        raise UnreadableDocument("The package is too large once uncompressed")
-
-
 def _read(archive: zipfile.ZipFile, name: str) -> bytes:
     try:
         return archive.read(name)
@@ -266,20 +293,19 @@ def _read(archive: zipfile.ZipFile, name: str) -> bytes:
 
 def _parse(xml: bytes, part: str) -> etree._Element:
     try:
-        return etree.fromstring(xml, _PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise UnreadableDocument(f"{part or 'A part'} is not well-formed XML: {exc}") from None
+        return safexml.parse(xml, part or "a part")
+    except safexml.UnsafeXml as exc:
+        raise UnreadableDocument(str(exc)) from None
 
 
 def _serialize(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True))
 
 
-def _rezip(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo],
-           replaced: dict[str, bytes]) -> bytes:
+def _rezip(archive: zipfile.ZipFile, replaced: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as new:
-        for info in infos:
+        for info in archive.infolist():
             content = replaced.get(info.filename)
             if content is None:
                 content = _read(archive, info.filename)

@@ -115,6 +115,20 @@ class ConverterSettings(BaseSettings):
         gt=0,
         description="Most files one request may convert (count).",
     )
+    # A .docx is a zip file: these bound what a hostile one can cost before
+    # anything inflates it (gendoc.package_limits, checked from the zip
+    # directory alone). Twice the service's: the converter also takes documents
+    # the service rendered (images added) and any Gotenberg client's.
+    max_zip_entries: int = Field(
+        2000, gt=0, description="Most entries in a .docx package (count).")
+    max_unzipped_bytes: int = Field(
+        200 * 1024 * 1024, gt=0,
+        description="Largest declared uncompressed size of a .docx package (bytes).")
+    max_compression_ratio: float = Field(
+        200.0, gt=1,
+        description="Highest uncompressed/compressed size ratio of any package entry of 1 MiB "
+        "or more. The best of the 51 docxtpl corpus files is 32:1 (a styles part); deflated "
+        "zeros, a bomb, reach about 1000:1.")
     work_dir: Path = Field(
         default_factory=_default_work_dir,
         description="Root of the instances' profile directories and their scratch files. "

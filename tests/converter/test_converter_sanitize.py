@@ -1,4 +1,5 @@
-"""sanitize.py alone: external relationships and include fields neutralised, macros refused."""
+"""sanitize.py alone: external relationships and include fields neutralised, macros refused,
+every decision made on the parsed XML however the part spells it."""
 
 from __future__ import annotations
 
@@ -18,20 +19,29 @@ from converter.converter_docs import (
     simple_field,
     with_macros,
 )
+from docx_helpers import replace_in_zip
 from gendoc_converter.errors import MacroDocument, UnreadableDocument
 from gendoc_converter.sanitize import (
     BLOCKED_TARGET,
-    Limits,
     field_type,
     fieldless_parts,
-    sanitize_docx,
     strip_external_relationships,
     strip_include_fields,
 )
+from gendoc_converter.sanitize import sanitize_docx as sanitize_with
+from gendoc_converter.settings import ConverterSettings
 from lxml import etree
+
+from gendoc.package_limits import PackageLimits
 
 RELS = "word/_rels/document.xml.rels"
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+# The converter's own defaults, as `gendoc converter` builds them.
+LIMITS = PackageLimits.of(ConverterSettings())
+
+
+def sanitize_docx(data: bytes) -> tuple[bytes, object]:
+    return sanitize_with(data, LIMITS)
 
 
 def part(docx: bytes, name: str) -> bytes:
@@ -186,10 +196,12 @@ def test_zip_bombs_are_refused_from_the_directory() -> None:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", "<Types/>")
         z.writestr("word/document.xml", b"\0" * (5 * 1024 * 1024))
-    with pytest.raises(UnreadableDocument, match="compressed suspiciously"):
+    with pytest.raises(UnreadableDocument, match=r"compressed \d+:1, more than the allowed 200:1"):
         sanitize_docx(out.getvalue())
-    with pytest.raises(UnreadableDocument, match="entries"):
-        sanitize_docx(make_docx("x"), Limits(max_entries=3))
+    with pytest.raises(UnreadableDocument, match="at most 3 are allowed"):
+        sanitize_with(make_docx("x"), PackageLimits(3, LIMITS.max_unzipped_bytes, 200))
+    with pytest.raises(UnreadableDocument, match="would unpack to"):
+        sanitize_with(make_docx("x"), PackageLimits(2000, 1000, 200))
 
 
 def test_external_entities_are_refused_not_resolved() -> None:
@@ -199,6 +211,7 @@ def test_external_entities_are_refused_not_resolved() -> None:
             b"</Relationships>")
     with pytest.raises(UnreadableDocument, match="external entity"):
         strip_external_relationships(evil)
+
 
 
 def _document(body: str) -> bytes:
@@ -217,7 +230,7 @@ def _with_part(docx: bytes, name: str, text: str) -> bytes:
 def test_parts_are_skipped_by_how_they_are_referenced_not_by_name() -> None:
     docx = make_docx("x")
     names = zipfile.ZipFile(io.BytesIO(docx)).namelist()
-    relationships = {n: part(docx, n) for n in names if n.endswith(".rels")}
+    relationships = {n: etree.fromstring(part(docx, n)) for n in names if n.endswith(".rels")}
     skipped = fieldless_parts(relationships)
     assert "word/styles.xml" in skipped and "word/document.xml" not in skipped
     # The main document renamed to word/styles.xml is still scanned.
@@ -241,3 +254,123 @@ def _rename(docx: bytes, old: str, new: str) -> bytes:
         for item in src.infolist():
             dst.writestr(new if item.filename == old else item.filename, src.read(item))
     return out.getvalue()
+
+
+# The same attacks spelled so that no byte pattern matches: each must be judged
+# exactly like its plain form, since LibreOffice's parser reads them the same way.
+
+UTF8_DECL = "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>"
+PLAIN_IMAGE = ' TargetMode="External"'
+
+
+def _utf16(docx: bytes, name: str) -> bytes:
+    """The package with part `name` re-encoded as UTF-16 (with its byte-order mark)."""
+    text = part(docx, name).decode()
+    assert text.startswith(UTF8_DECL)
+    utf16 = "<?xml version='1.0' encoding='UTF-16' standalone='yes'?>" + text[len(UTF8_DECL):]
+    return replace_in_zip(docx, name, utf16.encode("utf-16"))
+
+
+def _external_image() -> bytes:
+    return add_relationship(make_docx("x"), "rIdEvil", IMAGE_REL, "http://127.0.0.1:9/c.png")
+
+
+def test_target_mode_spelled_with_a_character_reference_is_external() -> None:
+    docx = edit_part(_external_image(), RELS,
+                     lambda x: x.replace(PLAIN_IMAGE, ' TargetMode="&#69;xter&#x6E;al"'))
+    assert b'TargetMode="External"' not in part(docx, RELS)
+    out, report = sanitize_docx(docx)
+    assert rels(out)["rIdEvil"]["Target"] == BLOCKED_TARGET
+    assert report.relationships == [f"{RELS}: image -> http://127.0.0.1:9/c.png"]
+
+
+def test_relationship_type_spelled_with_character_references_is_recognised() -> None:
+    chunk = f"{R_NS}/aFChunk".replace("a", "&#97;")
+    docx = add_relationship(make_docx("x"), "rIdChunk", chunk, "chunk.html", external=False)
+    assert b"aFChunk" not in part(docx, RELS)
+    out, _ = sanitize_docx(docx)
+    assert rels(out)["rIdChunk"]["Target"] == BLOCKED_TARGET
+
+
+def test_external_relationship_in_a_utf16_part_is_retargeted() -> None:
+    docx = _utf16(_external_image(), RELS)
+    assert b"External" not in part(docx, RELS)
+    out, report = sanitize_docx(docx)
+    assert rels(out)["rIdEvil"]["Target"] == BLOCKED_TARGET
+    assert len(report.relationships) == 1
+
+
+def test_include_field_in_a_utf16_document_is_removed() -> None:
+    docx = append_body(make_docx("x"), complex_field(' INCLUDETEXT "/etc/passwd" ', "CACHED")
+                       + simple_field(' INCLUDEPICTURE "http://127.0.0.1:9/p.png" ', "PIC"))
+    docx = _utf16(docx, "word/document.xml")
+    assert b"instrText" not in part(docx, "word/document.xml")
+    out, report = sanitize_docx(docx)
+    document = part(out, "word/document.xml").decode()
+    assert "passwd" not in document and "127.0.0.1" not in document
+    assert "CACHED" in document and "PIC" in document
+    assert len(report.fields) == 2
+
+
+def test_field_instructions_spelled_with_character_references_are_recognised() -> None:
+    docx = append_body(make_docx("x"), complex_field(' INCLUDETEXT "/etc/passwd" ', "CACHED")
+                       + simple_field(' LINK Word.Document.12 "/etc/hosts" ', "LINKED"))
+    docx = edit_part(docx, "word/document.xml", lambda x: x.replace(
+        "INCLUDETEXT", "&#73;NCLUDE&#x54;EXT").replace("LINK ", "L&#73;NK "))
+    out, report = sanitize_docx(docx)
+    document = part(out, "word/document.xml")
+    assert b"passwd" not in document and b"/etc/hosts" not in document
+    assert len(report.fields) == 2
+
+
+def test_macro_content_type_in_a_utf16_part_is_refused() -> None:
+    docx = with_macros(make_docx("x"))
+    docx = replace_in_zip(docx, "word/vbaProject.bin", b"")  # keep the name check out of it
+    docx = _rename(docx, "word/vbaProject.bin", "word/harmless.bin")
+    docx = _utf16(docx, "[Content_Types].xml")
+    assert b"macroEnabled" not in part(docx, "[Content_Types].xml")
+    with pytest.raises(MacroDocument):
+        sanitize_docx(docx)
+
+
+INTERNAL_ENTITY = ('<?xml version="1.0"?><!DOCTYPE Relationships [<!ENTITY ext "External">]>'
+                   '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                   f'relationships"><Relationship Id="rIdEvil" Type="{IMAGE_REL}" '
+                   'Target="http://127.0.0.1:9/e.png" TargetMode="&ext;"/></Relationships>')
+
+
+@pytest.mark.parametrize("part_name", [RELS, "word/document.xml", "word/styles.xml",
+                                       "[Content_Types].xml"])
+def test_a_doctype_in_any_part_is_refused(part_name: str) -> None:
+    """Entities need a DOCTYPE: refused wherever it is, also in parts never scanned for fields."""
+    def with_doctype(xml: str) -> str:
+        root = xml[len(UTF8_DECL):].lstrip()
+        name = root[1:].split(None, 1)[0].rstrip(">")
+        return f'{UTF8_DECL}<!DOCTYPE {name} [<!ENTITY e "x">]>{root}'
+
+    docx = edit_part(make_docx("x"), part_name, with_doctype)
+    with pytest.raises(UnreadableDocument, match="DOCTYPE"):
+        sanitize_docx(docx)
+    with pytest.raises(UnreadableDocument, match="DOCTYPE"):
+        sanitize_docx(_utf16(docx, part_name))
+
+
+def test_an_entity_spelling_external_is_refused_not_trusted() -> None:
+    docx = replace_in_zip(make_docx("x"), RELS, INTERNAL_ENTITY.encode())
+    with pytest.raises(UnreadableDocument, match="DOCTYPE"):
+        sanitize_docx(docx)
+
+
+def test_a_document_part_under_another_extension_is_still_scanned() -> None:
+    """LibreOffice finds the main document through relationships and content types, not by
+    its name: a part called document.dat is XML all the same."""
+    docx = append_body(make_docx("x"), complex_field(' INCLUDETEXT "/etc/passwd" ', "CACHED"))
+    docx = _rename(docx, "word/document.xml", "word/document.dat")
+    docx = edit_part(docx, "_rels/.rels", lambda x: x.replace("word/document.xml",
+                                                                "word/document.dat"))
+    docx = edit_part(docx, "[Content_Types].xml",
+                     lambda x: x.replace("/word/document.xml", "/word/document.dat"))
+    docx = _rename(docx, RELS, "word/_rels/document.dat.rels")
+    out, report = sanitize_docx(docx)
+    assert b"passwd" not in part(out, "word/document.dat")
+    assert report.fields == ['word/document.dat: INCLUDETEXT "/etc/passwd"']

@@ -6,9 +6,11 @@ import zipfile
 
 import pytest
 from docx_helpers import make_docx, replace_in_zip
-
-from gendoc_service.docxpkg import PackageLimits, inspect
+from gendoc_service.docxpkg import inspect
 from gendoc_service.errors import InvalidDocx
+from gendoc_service.settings import ServiceSettings
+
+from gendoc.package_limits import PackageLimits
 
 LIMITS = PackageLimits(max_entries=100, max_unzipped_bytes=5 << 20, max_ratio=100)
 
@@ -33,7 +35,8 @@ def test_a_real_docx_passes() -> None:
         (zip_of([("a.txt", b"x")]), "no [Content_Types].xml"),
         (zip_of([("[Content_Types].xml", b"<x/>")]), "no word/document.xml"),
         (zip_of([(f"f{i}", b"") for i in range(101)]), "101 entries"),
-        (zip_of([("[Content_Types].xml", b"<x/>"), ("word/document.xml", b"0" * (6 << 20))]), "unpack"),
+        (zip_of([("[Content_Types].xml", b"<x/>"), ("word/document.xml", b"0" * (6 << 20))]),
+         "unpack"),
         (zip_of([("[Content_Types].xml", b"<x/>"), ("word/document.xml", b"<x/>"),
                  ("big.bin", b"\0" * (2 << 20))]), "compressed"),
         (zip_of([("[Content_Types].xml", b"<x/>"), ("word/document.xml", b"<x/>"),
@@ -61,9 +64,55 @@ def test_entity_declarations_are_refused() -> None:
         inspect(replace_in_zip(make_docx("x"), "word/document.xml", evil), LIMITS)
 
 
-def test_macro_enabled_content_type_is_refused() -> None:
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_macro_enabled_content_type_is_refused(encoding: str) -> None:
     docx = make_docx("x")
     types = zipfile.ZipFile(io.BytesIO(docx)).read("[Content_Types].xml").replace(
         b"document.main+xml", b"document.macroEnabled.main+xml")
     with pytest.raises(InvalidDocx, match="macro"):
-        inspect(replace_in_zip(docx, "[Content_Types].xml", types), LIMITS)
+        inspect(replace_in_zip(docx, "[Content_Types].xml", _encoded(types, encoding)), LIMITS)
+
+
+def _encoded(xml: bytes, encoding: str) -> bytes:
+    """`xml` (UTF-8, with a declaration) re-encoded, its declaration saying so."""
+    text = xml.decode()
+    return re.sub(r"encoding=['\"]UTF-8['\"]", f"encoding='{encoding.upper()}'", text,
+                  count=1, flags=re.I).encode(encoding)
+
+
+@pytest.mark.parametrize("part", ["word/document.xml", "word/styles.xml", "_rels/.rels"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_doctype_is_refused_in_any_part_and_encoding(part: str, encoding: str) -> None:
+    docx = make_docx("x")
+    xml = zipfile.ZipFile(io.BytesIO(docx)).read(part)
+    decl, _, rest = xml.partition(b"?>")
+    root = rest.lstrip().split(None, 1)[0][1:].rstrip(b">")
+    evil = decl + b"?>" + b'<!DOCTYPE ' + root + b' [<!ENTITY e "x">]>' + rest
+    assert b"<!DOCTYPE" not in _encoded(evil, "utf-16")  # no byte pattern finds it there
+    with pytest.raises(InvalidDocx, match="DOCTYPE"):
+        inspect(replace_in_zip(docx, part, _encoded(evil, encoding)), LIMITS)
+
+
+def test_a_doctype_far_into_a_large_part_is_still_found() -> None:
+    """Only the prolog is parsed, and a DOCTYPE can be nowhere else: a long comment before it
+    does not hide it."""
+    docx = make_docx("x")
+    xml = zipfile.ZipFile(io.BytesIO(docx)).read("word/document.xml")
+    decl, _, rest = xml.partition(b"?>")
+    padding = b"<!--" + b" " * 100_000 + b"-->"
+    evil = decl + b"?>" + padding + b'<!DOCTYPE w:document [<!ENTITY e "x">]>' + rest
+    with pytest.raises(InvalidDocx, match="DOCTYPE"):
+        inspect(replace_in_zip(docx, "word/document.xml", evil), LIMITS)
+
+
+def test_the_service_defaults_are_the_documented_limits() -> None:
+    """README and docs/security.md: 1,000 entries and 100 MiB unpacked by default."""
+    limits = PackageLimits.of(ServiceSettings())
+    assert (limits.max_entries, limits.max_unzipped_bytes, limits.max_ratio) == (
+        1000, 100 << 20, 200)
+    base = [(n, zipfile.ZipFile(io.BytesIO(make_docx("x"))).read(n))
+            for n in zipfile.ZipFile(io.BytesIO(make_docx("x"))).namelist()]
+    filler = [(f"word/media/f{i}.bin", b"") for i in range(1000 - len(base))]
+    inspect(zip_of(base + filler), limits)
+    with pytest.raises(InvalidDocx, match="1001 entries; at most 1000"):
+        inspect(zip_of([*base, *filler, ("word/media/one-more.bin", b"")]), limits)
