@@ -6,13 +6,15 @@ from __future__ import annotations
 import http.server
 import json
 import re
-import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
+from conftest import ServerProcess, start_service
 from converter.converter_docs import (
     IMAGE_REL,
     R_NS,
@@ -22,30 +24,45 @@ from converter.converter_docs import (
     linked_picture,
     simple_field,
 )
+from converter.converter_support import CONVERT, docx_file, pdf_text
 from docx_helpers import make_docx
-
-from conftest import ServerProcess, start_service
 
 pytestmark = pytest.mark.libreoffice
 SECRET = "gendoc-canary-secret-7f3a"
 
 
 class Canary(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
+    """Answers any request with the secret; every connection is recorded by CanaryServer."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        Canary.hits.append(self.path)
+    def handle_one_request(self) -> None:
+        # Any method (LibreOffice's WebDAV layer sends HEAD and PROPFIND too) counts.
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline or not self.parse_request():
+            return
         self.send_response(200)
+        self.send_header("Content-Length", str(len(SECRET)))
         self.end_headers()
         self.wfile.write(SECRET.encode())
+        self.wfile.flush()
 
     def log_message(self, *_: object) -> None:
         pass
 
 
+class CanaryServer(http.server.ThreadingHTTPServer):
+    """Records every accepted TCP connection, before a byte is read: 'heard nothing' means
+    nothing connected at all, whatever it would have sent."""
+
+    hits: ClassVar[list[str]] = []
+
+    def verify_request(self, request: object, client_address: object) -> bool:
+        CanaryServer.hits.append(str(client_address))
+        return True
+
+
 @pytest.fixture(scope="module")
 def canary() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Canary)
+    server = CanaryServer(("127.0.0.1", 0), Canary)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -53,13 +70,15 @@ def canary() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def stack(tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """The service and its converter (one LibreOffice instance)."""
     from converter.converter_support import start_converter
 
     tmp = tmp_path_factory.mktemp("external")
     converter = start_converter(tmp, pool_size=1)
     service = start_service(tmp, converter_url=converter.url)
-    yield service
+    yield service, converter
     service.stop()
     converter.stop()
 
@@ -75,43 +94,92 @@ def hostile_templates(canary: str, secret: Path) -> dict[str, bytes]:
     base = make_docx("Invoice for {{ who }}")
     ole = f"{R_NS}/oleObject"
     return {
-        "linked-image-http": append_body(add_relationship(base, "rIdX1", IMAGE_REL, f"{canary}/img.png"),
-                                         linked_picture("rIdX1")),
-        "linked-image-file": append_body(add_relationship(base, "rIdX2", IMAGE_REL, secret.as_uri()),
-                                         linked_picture("rIdX2")),
+        "linked-image-http": append_body(
+            add_relationship(base, "rIdX1", IMAGE_REL, f"{canary}/img.png"),
+            linked_picture("rIdX1")),
+        "linked-image-file": append_body(
+            add_relationship(base, "rIdX2", IMAGE_REL, secret.as_uri()), linked_picture("rIdX2")),
         "linked-ole": add_relationship(base, "rIdX3", ole, f"{canary}/ole.bin"),
-        "includepicture-http": append_body(base, complex_field(f'INCLUDEPICTURE "{canary}/f.png" \\d', "p")),
-        "includetext-file": append_body(base, complex_field(f'INCLUDETEXT "{secret}"', "t", split=True)),
+        "includepicture-http": append_body(
+            base, complex_field(f'INCLUDEPICTURE "{canary}/f.png" \\d', "p")),
+        "includetext-file": append_body(
+            base, complex_field(f'INCLUDETEXT "{secret}"', "t", split=True)),
         "includetext-http": append_body(base, simple_field(f'INCLUDETEXT "{canary}/t.txt"', "t")),
         "link-field": append_body(base, simple_field(f'LINK Word.Document.8 "{secret}" ""', "l")),
     }
 
 
-def test_external_content_is_never_fetched(stack: ServerProcess, canary: str, secret_file: Path,
-                                           tmp_path: Path) -> None:
-    Canary.hits.clear()
-    for name, template in hostile_templates(canary, secret_file).items():
-        r = httpx.post(f"{stack.url}/v1/render", files={"template": ("t.docx", template)},
-                       data={"data": '{"who": "Ada"}', "format": "pdf"}, timeout=60)
-        assert r.status_code in (200, 422), (name, r.text[:300])
-        if r.status_code == 200:
-            (tmp_path / f"{name}.pdf").write_bytes(r.content)
-            text = subprocess.run(["pdftotext", str(tmp_path / f"{name}.pdf"), "-"],
-                                  capture_output=True, text=True, check=True).stdout
-            assert SECRET not in text, name
-            assert "Invoice for Ada" in re.sub(r"\s+", " ", text), name
-    assert Canary.hits == [], Canary.hits
+HOSTILE = ["linked-image-http", "linked-image-file", "linked-ole", "includepicture-http",
+           "includetext-file", "includetext-http", "link-field"]
 
 
-def test_data_cannot_add_links_or_fields(stack: ServerProcess, canary: str, secret_file: Path) -> None:
+def words(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def neutralised(converter: ServerProcess, trace: str) -> list[str]:
+    """The converter's log lines of request `trace` saying what the sanitizer neutralised."""
+    return [line for line in converter.logs().splitlines()
+            if f"[{trace}]" in line and "neutralised external references" in line]
+
+
+def test_the_canary_hears_what_is_fetched(canary: str) -> None:
+    """The canary itself works: without it, 'it heard nothing' would prove nothing."""
+    CanaryServer.hits.clear()
+    assert httpx.request("PROPFIND", f"{canary}/probe").text == SECRET
+    assert len(CanaryServer.hits) == 1
+    CanaryServer.hits.clear()
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_document_reaches_libreoffice_and_fetches_nothing(
+        stack: tuple[ServerProcess, ServerProcess], canary: str, secret_file: Path,
+        tmp_path: Path, name: str) -> None:
+    """Each hostile document is converted by LibreOffice, sent straight to the converter's API
+    and through the service: a PDF with the document's own text comes back (so it was loaded,
+    not refused on the way), the sanitizer logged what it neutralised for that very request,
+    the canary heard nothing and no local file's content is in the PDF."""
+    service, converter = stack
+    template = hostile_templates(canary, secret_file)[name]
+    CanaryServer.hits.clear()
+
+    trace = f"direct-{name}-{uuid.uuid4().hex[:8]}"
+    direct = httpx.post(f"{converter.url}{CONVERT}", files=[docx_file("t.docx", template)],
+                        headers={"Gotenberg-Trace": trace}, timeout=60)
+    assert direct.status_code == 200, (name, direct.text[:300])
+    text = words(pdf_text(direct.content, tmp_path))
+    assert "Invoice for {{ who }}" in text, (name, text)  # the template itself, unrendered
+    assert SECRET not in text, name
+    assert len(neutralised(converter, trace)) == 1, (name, converter.logs()[-2000:])
+
+    request_id = f"service-{name}-{uuid.uuid4().hex[:8]}"
+    rendered = httpx.post(f"{service.url}/v1/render", files={"template": ("t.docx", template)},
+                          data={"data": '{"who": "Ada"}', "format": "pdf"},
+                          headers={"X-Request-ID": request_id}, timeout=60)
+    assert rendered.status_code == 200, (name, rendered.text[:300])
+    text = words(pdf_text(rendered.content, tmp_path))
+    assert "Invoice for Ada" in text, (name, text)
+    assert SECRET not in text, name
+    # The hostile reference survived rendering and reached the converter, which neutralised it.
+    assert len(neutralised(converter, request_id)) == 1, (name, converter.logs()[-2000:])
+
+    assert CanaryServer.hits == [], (name, CanaryServer.hits)
+
+
+def test_data_cannot_add_links_or_fields(stack: tuple[ServerProcess, ServerProcess], canary: str,
+                                         secret_file: Path, tmp_path: Path) -> None:
     """A rich-text link must be http(s)/mailto, and markup in data is text."""
-    Canary.hits.clear()
+    service = stack[0]
+    CanaryServer.hits.clear()
     bad_link = {"v": {"$richtext": [{"text": "x", "url": secret_file.as_uri()}]}}
-    r = httpx.post(f"{stack.url}/v1/render", files={"template": ("t.docx", make_docx("{{r v }}"))},
+    r = httpx.post(f"{service.url}/v1/render",
+                   files={"template": ("t.docx", make_docx("{{r v }}"))},
                    data={"data": json.dumps(bad_link), "format": "pdf"})
-    assert r.status_code == 422
+    assert r.status_code == 422, r.text
     field_text = {"v": f'<w:fldSimple w:instr="INCLUDEPICTURE &quot;{canary}/d.png&quot;"/>'}
-    r = httpx.post(f"{stack.url}/v1/render", files={"template": ("t.docx", make_docx("{{ v }}"))},
-                   data={"data": json.dumps(field_text), "format": "pdf"})
-    assert r.status_code == 200
-    assert Canary.hits == []
+    r = httpx.post(f"{service.url}/v1/render",
+                   files={"template": ("t.docx", make_docx("{{ v }}"))},
+                   data={"data": json.dumps(field_text), "format": "pdf"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert "INCLUDEPICTURE" in words(pdf_text(r.content, tmp_path))  # printed as text
+    assert CanaryServer.hits == []
