@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from docx_helpers import make_docx
-
 from conftest import ServerProcess, start_service
+from docx_helpers import make_docx
 
 KEY = "s3cret-key-for-tests"
 
@@ -47,13 +47,39 @@ def test_valid_keys_pass_and_never_reach_the_logs(keyed: ServerProcess) -> None:
 
 
 def test_slow_upload_gets_408(keyed: ServerProcess) -> None:
+    """A body that stops arriving is answered 408 once GENDOC_BODY_TIMEOUT (1.5 s here) has
+    passed, with the whole problem document, and the connection is released."""
     port = int(keyed.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         head = ("POST /v1/render HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 f"X-API-Key: {KEY}\r\nContent-Length: 1000\r\n\r\n")
         sock.sendall(head.encode() + b'{"tem')
         started = time.monotonic()
-        reply = sock.recv(4096).decode(errors="replace")
-    assert reply.startswith("HTTP/1.1 408"), reply
-    assert "request-timeout" in reply
-    assert time.monotonic() - started < 8
+        status, headers, body = read_response(sock)
+        elapsed = time.monotonic() - started
+    assert status.startswith("HTTP/1.1 408"), (status, body)
+    assert headers["content-type"].startswith("application/problem+json")
+    problem = json.loads(body)
+    assert problem["type"].endswith("/request-timeout") and problem["status"] == 408, problem
+    assert "1.5 s" in problem["detail"], problem
+    # Not before the timeout; the upper bound only says the connection is not held open.
+    assert 1.4 <= elapsed < 8, elapsed
+
+
+def read_response(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
+    """One whole HTTP/1.1 response: status line, headers (lower-cased), the body of its
+    Content-Length, however many segments it arrives in."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"connection closed before the headers ended: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    length = int(headers["content-length"])
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        assert chunk, f"connection closed after {len(body)} of {length} body bytes"
+        body += chunk
+    return status, headers, body[:length]

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from pypdf import PdfReader
 
-from conftest import REPO
 from gendoc.procs import free_port
 
 pytestmark = pytest.mark.libreoffice
@@ -28,5 +28,8 @@ def test_demo_starts_the_stack_renders_the_example_and_stops(tmp_path: Path) -> 
     assert "INV-2026-0042" in text and "Globex & Partners <Ltd>" in text
     # Both processes are gone: nothing listens on the demo's ports any more.
     for port in (env["GENDOC_DEMO_PORT"], env["GENDOC_DEMO_CONVERTER_PORT"]):
-        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                                   text=True)
+        # An ss that failed (missing, bad filter) prints nothing either: only its success counts.
+        assert listening.returncode == 0, listening.stderr
         assert listening.stdout.strip() == "", port
