@@ -27,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from gendoc.deadline import HEADER as DEADLINE_HEADER
+from gendoc.deadline import Deadline, InvalidTimeout, parse_timeout
 from gendoc.logs import request_id
 from gendoc.package_limits import PackageLimits
 
@@ -41,7 +43,6 @@ log = logging.getLogger(__name__)
 
 TRACE_HEADER = "Gotenberg-Trace"
 OUTPUT_FILENAME_HEADER = "Gotenberg-Output-Filename"
-DEADLINE_HEADER = "Gendoc-Timeout"
 # Word processing formats only: .docx (and templates) are sanitised before
 # conversion; .odt relies on the locked-down profile; plain text fetches nothing.
 DOCX_SUFFIXES = (".docx", ".dotx")
@@ -116,7 +117,7 @@ def create_app(settings: ConverterSettings, pool: Pool | None = None) -> Starlet
 
 
 async def _convert(request: Request, pool: Pool, settings: ConverterSettings) -> Response:
-    deadline = _deadline(request.headers.get(DEADLINE_HEADER), settings)
+    deadline = _deadline(request.headers.get(DEADLINE_HEADER), settings.request_timeout)
     files, fields = await _read_form(request, settings)
     options, merge = parse_options(fields)
     results: list[tuple[str, bytes]] = []
@@ -135,8 +136,11 @@ async def _convert(request: Request, pool: Pool, settings: ConverterSettings) ->
 
 
 async def _convert_one(pool: Pool, name: str, data: bytes, options: ConversionOptions,
-                       deadline: float, limits: PackageLimits) -> bytes:
+                       deadline: Deadline, limits: PackageLimits) -> bytes:
     suffix = PurePath(name).suffix.lower()
+    if not data:
+        # LibreOffice turns an empty file into an empty PDF; an empty upload is a mistake.
+        raise UnreadableDocument(f"File '{name}' is empty")
     if suffix in DOCX_SUFFIXES:
         data, report = sanitize_docx(data, limits)
         if report.changed:
@@ -145,16 +149,31 @@ async def _convert_one(pool: Pool, name: str, data: bytes, options: ConversionOp
     return await pool.convert(data, suffix, options, deadline)
 
 
-def _deadline(header: str | None, settings: ConverterSettings) -> float:
-    """Absolute monotonic deadline: the caller's remaining time, else our own request limit."""
-    now = time.monotonic()
+def _deadline(header: str | None, limit: float) -> Deadline:
+    """The caller's deadline (`Gendoc-Timeout`: seconds left), at most our own request limit.
+
+    Gotenberg 8 has no per-request deadline to honour: its only one is the server-wide
+    `--api-timeout` (30 s), a context.WithTimeout on each request (8.34.0,
+    pkg/modules/api/context.go, newContext); `request_timeout` plays that role here.
+    """
     if header is None:
-        return now + settings.request_timeout
+        return Deadline.after(limit)
     try:
-        seconds = float(header)
+        seconds = parse_timeout(header)
+    except InvalidTimeout as exc:
+        if _spent(header):
+            # The previous hop's deadline has passed (it sends what is left, "0.000"):
+            # no time for a conversion, which is a 503, not a malformed request.
+            return Deadline.after(0)
+        raise BadForm(str(exc)) from None
+    return Deadline.after(min(seconds, limit))
+
+
+def _spent(header: str) -> bool:
+    try:
+        return float(header) <= 0
     except ValueError:
-        raise BadForm(f"Invalid {DEADLINE_HEADER} header '{header}': expected seconds") from None
-    return now + min(seconds, settings.request_timeout)
+        return False
 
 
 async def _read_form(request: Request, settings: ConverterSettings

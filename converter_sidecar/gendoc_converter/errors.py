@@ -47,15 +47,19 @@ class DeadlineExceeded(ConverterError):
 
 
 class Unavailable(ConverterError):
-    """No instance can serve: starting, restarting or shutting down."""
+    """No instance can serve: starting, restarting, shutting down, or two instances failed
+    under the same request. The converter's own trouble, never the document's: 503."""
 
     status = 503
 
 
 class InstanceFailed(Exception):
-    """An instance died or hung under a conversion: the pool replaces it and may retry.
+    """An instance, not the document, failed: the pool replaces it and may retry.
 
-    `reason` is the restart reason ('crash', 'timeout').
+    `reason` is the restart reason (metrics.RESTART_REASONS): 'crash' (the process or its
+    UNO bridge is gone), 'timeout' (hung), 'environment' (its own files: a directory
+    missing or read-only, an I/O error, a full file system), 'probe' (it failed the
+    known-good probe document after an unclear failure).
     """
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -1,13 +1,20 @@
-"""One warm LibreOffice: its process, its private profile, its UNO connection.
+"""One warm LibreOffice: its process, its private directories, its UNO connection.
 
-Every method except `kill` and `alive` blocks and is called from the one thread
-that owns the instance (pool.py), so the UNO bridge is never shared between
-threads. `kill` is safe from anywhere: it is how a hung conversion is ended.
+Every method except `kill`, `alive` and `environment_fault` blocks and is called
+from the one thread that owns the instance (pool.py), so the UNO bridge is never
+shared between threads. `kill` is safe from anywhere: it is how a hung
+conversion is ended.
+
+A failed conversion is sorted here, on the spot, into the document's fault
+(UnreadableDocument: a 4xx) or the instance's (InstanceFailed: the pool replaces
+the instance and retries elsewhere). When LibreOffice's message does not settle
+it, a known-good probe document on the same instance does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -16,14 +23,18 @@ import signal
 import subprocess
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import profile
+from gendoc.readiness import Abort, NotReady, wait_until
+
+from . import policy, profile
 from .errors import InstanceFailed, StartFailed, UnreadableDocument
 from .options import ConversionOptions, filter_data
 
 log = logging.getLogger(__name__)
+
 
 def _uno() -> Any:
     # Imported lazily: only Debian's python3 with python3-uno has it, and the
@@ -44,9 +55,12 @@ def _props(**values: object) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def warmup_document() -> bytes:
-    """A minimal one-paragraph .docx, converted once at start so Writer's and the PDF
-    filter's libraries are loaded before the first real request (pure)."""
+@functools.cache
+def probe_document() -> bytes:
+    """The known-good probe: a minimal one-paragraph .docx (pure, built once).
+
+    Converted once at start (which also loads Writer's and the PDF filter's libraries
+    before the first request) and after every failure whose cause is unclear."""
     w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
     parts = {
         "[Content_Types].xml": (
@@ -65,7 +79,7 @@ def warmup_document() -> bytes:
         ),
         "word/document.xml": (
             f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{w}"><w:body><w:p><w:r>'
-            "<w:t>gendoc converter warm-up</w:t></w:r></w:p></w:body></w:document>"
+            "<w:t>gendoc converter probe</w:t></w:r></w:p></w:body></w:document>"
         ),
     }
     out = io.BytesIO()
@@ -75,21 +89,37 @@ def warmup_document() -> bytes:
     return out.getvalue()
 
 
+class LoadFailed(Exception):
+    """LibreOffice returned no document: whose fault it is, the probe decides."""
+
+
 class Instance:
-    """A soffice process with its own profile, reached over a private named pipe."""
+    """A soffice process reached over a private named pipe, owning one work directory.
+
+    Everything it writes lives under `dir` (`instance-INDEX.GENERATION`): `profile`,
+    `home` (HOME, fontconfig's cache), `tmp` (TMPDIR: LibreOffice's `lu*.tmp`) and
+    `scratch` (the document in, the PDF out). A successor gets a new directory, so a
+    predecessor's directory that cannot be removed (made read-only under it) never
+    stands in its way; `cleanup` removes it when the instance goes.
+    """
 
     def __init__(self, index: int, generation: int, *, soffice: str, template: Path,
-                 root: Path, start_timeout: float, stop_timeout: float) -> None:
+                 root: Path, start_timeout: float, stop_timeout: float,
+                 environment: Mapping[str, str] | None = None, min_free_mb: int = 0) -> None:
         self.index, self.generation = index, generation
         self.name = f"lo{index}.{generation}"
         self.conversions = 0
+        self.failures_in_a_row = 0
         self._soffice, self._template = soffice, template
         self._start_timeout, self._stop_timeout = start_timeout, stop_timeout
-        # One directory per slot, reused by its successors after a fresh clone:
-        # a restart starts from a clean profile, and nothing accumulates.
-        self.dir = root / f"instance-{index}"
-        self._profile = self.dir / "profile"
-        self._scratch = self.dir / "scratch"
+        # Nothing is inherited unless the caller passes it (ConverterSettings does).
+        self._environment = dict(environment or {})
+        self._min_free = min_free_mb * 1024 * 1024
+        self.dir = root / f"instance-{index}.{generation}"
+        self.profile = self.dir / "profile"
+        self.home = self.dir / "home"
+        self.tmp = self.dir / "tmp"
+        self.scratch = self.dir / "scratch"
         self._pipe = profile.accept_pipe(os.getpid(), index)
         self._proc: subprocess.Popen[bytes] | None = None
         self._desktop: Any = None
@@ -103,52 +133,71 @@ class Instance:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
-        """Launch soffice and return once a real UNO call answers (never a fixed sleep)."""
+        """Launch soffice and return once a real UNO call answers and the probe converts."""
         t0 = time.monotonic()
-        profile.clone(self._template, self._profile)
-        shutil.rmtree(self._scratch, ignore_errors=True)
-        self._scratch.mkdir(parents=True)
         accept = f"pipe,name={self._pipe};urp;StarOffice.ComponentContext"
-        self._proc = subprocess.Popen(
-            profile.soffice_args(self._soffice, self._profile, accept),
-            env=profile.soffice_env(dict(os.environ), self._profile),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            # Its own process group: kill -9 reaches soffice and anything it spawned.
-            start_new_session=True,
-        )
         try:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            profile.clone(self._template, self.profile)
+            for own in (self.home, self.tmp, self.scratch):
+                own.mkdir(parents=True)
+            self._proc = subprocess.Popen(
+                profile.soffice_args(self._soffice, self.profile, accept),
+                env=profile.soffice_env(self._environment, self.home, self.tmp),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                # Its own process group: kill -9 reaches soffice and anything it spawned.
+                start_new_session=True,
+            )
             self._connect(accept, t0 + self._start_timeout)
-            self.convert(warmup_document(), ".docx", ConversionOptions())
+            # The probe doubles as the warm-up: Writer's and the PDF filter's libraries
+            # are loaded before the first real request.
+            failed = self.probe()
+            if failed:
+                raise StartFailed(f"{self.name}: the probe document did not convert: {failed}")
         except BaseException:
             self.kill()  # whatever went wrong, no process outlives a failed start
             self.reap()
+            self.cleanup()
             raise
         self.conversions = 0
-        log.info("instance %s ready (pid %s) in %.2fs", self.name, self._proc.pid,
+        log.info("instance %s ready (pid %s) in %.2fs", self.name, self.pid,
                  time.monotonic() - t0)
 
     def _connect(self, accept: str, deadline: float) -> None:
-        """Poll until the office answers a real UNO call, or its start timeout passes."""
-        assert self._proc is not None
+        """Wait until the office answers a real UNO call, or its start timeout passes."""
+        proc = self._proc
+        assert proc is not None
         uno = _uno()
         local = uno.getComponentContext()
         resolver = local.ServiceManager.createInstanceWithContext(
             "com.sun.star.bridge.UnoUrlResolver", local)
-        while True:
-            if self._proc.poll() is not None:
-                raise StartFailed(f"{self.name}: soffice exited with {self._proc.returncode} "
-                                  "while starting")
-            try:
-                ctx = resolver.resolve(f"uno:{accept}")
-                smgr = ctx.ServiceManager
-                self._desktop = smgr.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
-                self._desktop.getComponents()  # a real round trip: the office answers
-                return
-            except Exception as exc:  # NoConnectException until it listens
-                if time.monotonic() >= deadline:
-                    raise StartFailed(f"{self.name}: no UNO answer after "
-                                      f"{self._start_timeout:.0f}s ({exc})") from None
-                time.sleep(0.05)
+        pipe = profile.PIPE_DIR / f"OSL_PIPE_{os.getuid()}_{self._pipe}"
+        seen = False
+
+        def answers() -> bool:
+            nonlocal seen
+            if proc.poll() is not None:
+                raise Abort(f"soffice exited with {proc.returncode} while starting")
+            seen = seen or pipe.exists()
+            if seen and not pipe.exists():
+                # Something cleaning /tmp removed the pipe before we connected: it
+                # would never answer, so fail now and let the pool start another.
+                raise Abort(f"its UNO pipe {pipe} was removed before it answered")
+            ctx = resolver.resolve(f"uno:{accept}")  # NoConnectException until it listens
+            desktop = ctx.ServiceManager.createInstanceWithContext(
+                "com.sun.star.frame.Desktop", ctx)
+            desktop.getComponents()  # a real round trip: the office answers
+            self._desktop = desktop
+            return True
+
+        try:
+            wait_until(answers, max(deadline - time.monotonic(), 0.0), interval=0.05,
+                       what=f"{self.name} answering over UNO")
+        except Abort as exc:
+            raise StartFailed(f"{self.name}: {exc}") from None
+        except NotReady as exc:
+            raise StartFailed(f"{self.name}: no UNO answer after {self._start_timeout:.0f}s "
+                              f"({exc.__cause__})") from None
 
     def kill(self) -> None:
         """SIGKILL the instance's process group (works on a SIGSTOPped one too)."""
@@ -179,8 +228,12 @@ class Instance:
         self.cleanup()
 
     def cleanup(self) -> None:
-        profile.remove_pipes(self._profile, self._pipe)
+        profile.remove_pipes(self.profile, self._pipe)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir.exists():
+            # Made read-only or immutable under it: the next start uses a new directory.
+            log.warning("could not remove %s; its successor uses a directory of its own",
+                        self.dir)
 
     def rss_mb(self) -> float | None:
         if not self.alive() or self._proc is None:
@@ -194,27 +247,104 @@ class Instance:
             return None
         return None
 
+    def environment_fault(self) -> str | None:
+        """What is wrong with the instance's own directories, or None (cheap: a few stats).
+
+        Missing (a cleaner removed it), not writable (read-only mount, immutable: root
+        ignores plain permissions, access(2) does not ignore these), or a full file system.
+        """
+        for own in (self.profile, self.home, self.tmp, self.scratch):
+            if not own.is_dir():
+                return f"its directory {own.name} is missing"
+            if not os.access(own, os.W_OK):
+                return f"its directory {own.name} is not writable"
+        user = self.profile / "user"
+        if user.is_dir() and not os.access(user, os.W_OK):
+            return "its profile is not writable"
+        if self._min_free:
+            try:
+                stat = os.statvfs(self.dir)
+            except OSError as exc:
+                return f"its work directory cannot be read: {exc}"
+            if stat.f_bavail * stat.f_frsize < self._min_free:
+                return "its work directory's file system is full"
+        return None
+
     # -- work -------------------------------------------------------------------
     def convert(self, document: bytes, suffix: str, options: ConversionOptions) -> bytes:
-        """Convert one document to PDF; raises UnreadableDocument or InstanceFailed('crash')."""
-        src = self._scratch / f"in{suffix}"
-        dst = self._scratch / "out.pdf"
-        src.write_bytes(document)
+        """Convert one document to PDF.
+
+        Raises UnreadableDocument when the document is at fault, InstanceFailed when
+        the instance is (then nothing was blamed on the document).
+        """
+        fault = self.environment_fault()
+        if fault:
+            raise InstanceFailed("environment", f"{self.name}: {fault}")
+        src = self.scratch / f"in{suffix}"
+        dst = self.scratch / "out.pdf"
+        self.conversions += 1
+        try:
+            pdf = self._convert_file(document, src, dst, options)
+        except UnreadableDocument:
+            self.failures_in_a_row += 1
+            raise
+        finally:
+            for path in (src, dst):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+        self.failures_in_a_row = 0
+        return pdf
+
+    def _convert_file(self, document: bytes, src: Path, dst: Path,
+                      options: ConversionOptions) -> bytes:
+        try:
+            src.write_bytes(document)
+        except OSError as exc:
+            raise InstanceFailed("environment",
+                                 f"{self.name} cannot write its scratch file: {exc}") from None
         try:
             self._export(src, dst, options)
-            return dst.read_bytes()
-        except UnreadableDocument:
-            if not self.alive():
-                raise InstanceFailed("crash", f"{self.name} died loading the document") from None
-            raise
         except Exception as exc:
-            if not self.alive() or _is_disposed(exc):
-                raise InstanceFailed("crash", f"{self.name}: {type(exc).__name__}: {exc}") from None
-            raise UnreadableDocument(f"LibreOffice could not convert the document: {exc}") from None
+            raise self._diagnose(exc) from None
+        try:
+            return dst.read_bytes()
+        except OSError as exc:
+            raise InstanceFailed("environment",
+                                 f"{self.name} cannot read its output: {exc}") from None
+
+    def _diagnose(self, exc: Exception) -> Exception:
+        """Whose fault a failed export is: the instance's (InstanceFailed) or the document's."""
+        detail = f"{type(exc).__name__}: {exc}" if not isinstance(exc, LoadFailed) else str(exc)
+        if not self.alive() or _is_disposed(exc):
+            return InstanceFailed("crash", f"{self.name}: {detail}")
+        fault = self.environment_fault()
+        if fault:
+            return InstanceFailed("environment", f"{self.name}: {fault} ({detail})")
+        if policy.blame(detail) == "instance":
+            return InstanceFailed("environment", f"{self.name}: I/O error on its own files "
+                                  f"({detail})")
+        failed = self.probe()
+        if failed:
+            return InstanceFailed("probe", f"{self.name} failed the probe document ({failed}) "
+                                  f"after: {detail}")
+        return UnreadableDocument(f"LibreOffice could not convert the document: {detail}")
+
+    def probe(self) -> str | None:
+        """Convert the known-good probe document; None when it worked, else what went wrong."""
+        src = self.scratch / "probe.docx"
+        dst = self.scratch / "probe.pdf"
+        try:
+            src.write_bytes(probe_document())
+            self._export(src, dst, ConversionOptions())
+            if not dst.read_bytes().startswith(b"%PDF"):
+                return "its output is not a PDF"
+            return None
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
         finally:
-            src.unlink(missing_ok=True)
-            dst.unlink(missing_ok=True)
-            self.conversions += 1
+            for path in (src, dst):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
 
     def _export(self, src: Path, dst: Path, options: ConversionOptions) -> None:
         uno = _uno()
@@ -225,7 +355,7 @@ class Instance:
             _props(Hidden=True, ReadOnly=True, UpdateDocMode=0, MacroExecutionMode=0),
         )
         if doc is None:
-            raise UnreadableDocument("LibreOffice could not load the document")
+            raise LoadFailed("LibreOffice could not load the document")
         try:
             if options.landscape:
                 _landscape(doc)

@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import math
+import re
+from typing import Literal
+
+# LibreOffice reports a failed load or store with its ErrCode, printed as
+# "0xc10(Error Area:Io Class:Write Code:16)" (comphelper/source/misc/errcode.cxx).
+_ERRCODE_CLASS = re.compile(r"\bClass:(\w+)")
+# Classes that say the file system refused LibreOffice something: a file or
+# directory of the instance's own is missing, read-only, locked or full. A
+# document cannot cause these: it is read from and written to the instance's
+# private scratch directory, and nothing in it may reach another file.
+INSTANCE_CLASSES = frozenset({"NotExists", "AlreadyExists", "Access", "Path", "Locking",
+                              "Space", "Write", "Create"})
+
+
+def blame(error: str) -> Literal["instance", "unsure"]:
+    """Whose fault a failed load or store is, from LibreOffice's message alone.
+
+    'unsure' (a format error, a refused password, a filter that gave up, no code at
+    all) is settled by the probe document: if the same instance converts it, the
+    document was at fault.
+    """
+    found = _ERRCODE_CLASS.search(error)
+    return "instance" if found and found.group(1) in INSTANCE_CLASSES else "unsure"
 
 
 def recycle_reason(conversions: int, max_conversions: int, rss_mb: float | None,
-                   max_rss_mb: int) -> str | None:
-    """Why a healthy instance should be replaced after a conversion, or None to keep it."""
+                   max_rss_mb: int, failures_in_a_row: int = 0,
+                   max_failures: int = 0) -> str | None:
+    """Why a working instance should be replaced after a conversion, or None to keep it."""
+    if max_failures and failures_in_a_row >= max_failures:
+        return "failures"
     if conversions >= max_conversions:
         return "max_conversions"
     if max_rss_mb and rss_mb is not None and rss_mb > max_rss_mb:
@@ -26,11 +52,11 @@ def retry_after(waiting: int, ready_instances: int, mean_seconds: float) -> int:
     return max(1, math.ceil(per_instance * mean_seconds))
 
 
-def conversion_budget(conversion_timeout: float, remaining: float | None) -> float:
+def conversion_budget(conversion_timeout: float, remaining: float) -> float:
     """Time one conversion may take: the configured limit, capped by the caller's deadline."""
-    return conversion_timeout if remaining is None else min(conversion_timeout, remaining)
+    return min(conversion_timeout, remaining)
 
 
-def may_retry(attempt: int, remaining: float | None, min_seconds: float = 0.05) -> bool:
-    """A conversion lost to a crash or a hang is retried once, if the caller still has time."""
-    return attempt < 2 and (remaining is None or remaining > min_seconds)
+def may_retry(attempt: int, remaining: float, min_seconds: float = 0.05) -> bool:
+    """A conversion lost to its instance is retried once, if the caller still has time."""
+    return attempt < 2 and remaining > min_seconds

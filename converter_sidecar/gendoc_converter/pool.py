@@ -8,9 +8,14 @@ parallel: measured equal to one worker process per instance (docs/converter.md).
 
 Lifecycle decisions (policy.py): an instance is replaced, never repaired,
 after `max_conversions_per_instance` conversions, above `max_instance_rss_mb`,
-when it crashes (its conversion is retried once on another instance), and when
-a conversion outlives its time (its process group is killed; the conversion is
-retried if the caller's deadline allows).
+after `max_failures_in_a_row` failed conversions, and whenever a failure is its
+own rather than the document's (instance.py sorts them): a crash, a hang (its
+process group is killed), its own files missing, read-only or full, a failed
+probe. Then the conversion is retried once on another (or the fresh) instance if
+the caller's deadline allows, and a second such failure is 503 + Retry-After,
+never a 4xx. Idle instances are watched for the same faults.
+
+One `gendoc.deadline.Deadline` travels from the API to the UNO call.
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import shutil
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+from gendoc.deadline import Deadline
 from gendoc.logs import request_id
 
 from . import policy, profile
@@ -69,13 +78,16 @@ class Pool:
         self._idle: deque[Slot] = deque()
         self._waiters: deque[asyncio.Future[Slot]] = deque()
         self._closing = False
+        # Set on every change of a slot's state or the queue: what waits for the pool
+        # to reach a state (the drain) waits on it instead of polling.
+        self._changed = asyncio.Event()
         self._mean_seconds = 0.1  # moving average of a conversion, for Retry-After
         self._monitor: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         # Every instance whose process may run, whatever its slot says: close()
         # stops them all, even one whose start was still under way when it began.
         self._live: set[Instance] = set()
-        self.metrics.queue_capacity.set(settings.queue_size)
+        self.metrics.queue_limit.set(settings.queue_size)
 
     # -- start and stop -------------------------------------------------------------
     async def start(self) -> None:
@@ -83,8 +95,8 @@ class Pool:
         _remove_stale_pools(self.settings.work_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(
-            profile.make_template, self.settings.soffice, self.template, dict(os.environ),
-            self.settings.start_timeout)
+            profile.make_template, self.settings.soffice, self.template,
+            self.settings.soffice_environment, self.settings.start_timeout)
         self._publish()
         results = await asyncio.gather(*(self._start_slot(s) for s in self.slots),
                                        return_exceptions=True)
@@ -110,9 +122,8 @@ class Pool:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
-        deadline = time.monotonic() + self.settings.drain_timeout
-        while any(s.state == "busy" for s in self.slots) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await self._until(lambda: not any(s.state == "busy" for s in self.slots),
+                          self.settings.drain_timeout)
         for slot in self.slots:
             if slot.instance is not None and slot.state == "busy":
                 log.warning("instance %s still busy after the drain timeout: killed",
@@ -133,10 +144,12 @@ class Pool:
     async def _start_slot(self, slot: Slot) -> None:
         slot.state = "starting" if slot.generation == 0 else "restarting"
         self._publish()
+        settings = self.settings
         instance = Instance(
-            slot.index, slot.generation, soffice=self.settings.soffice, template=self.template,
-            root=self.root, start_timeout=self.settings.start_timeout,
-            stop_timeout=self.settings.stop_timeout)
+            slot.index, slot.generation, soffice=settings.soffice, template=self.template,
+            root=self.root, start_timeout=settings.start_timeout,
+            stop_timeout=settings.stop_timeout, environment=settings.soffice_environment,
+            min_free_mb=settings.min_free_mb)
         loop = asyncio.get_running_loop()
         self._live.add(instance)
         try:
@@ -200,18 +213,38 @@ class Pool:
 
         self._spawn(later())
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _watch(self) -> None:
-        """Notice idle instances whose process died (busy ones fail their conversion)."""
+        """Notice idle instances whose process died or whose own files failed under them
+        (busy ones fail their conversion and are sorted there)."""
         while not self._closing:
             await asyncio.sleep(self.settings.monitor_interval)
             for slot in list(self._idle):
-                if slot.instance is not None and not slot.instance.alive():
+                instance = slot.instance
+                if instance is None:
+                    continue
+                if not instance.alive():
                     self._replace(slot, "crash")
+                elif fault := instance.environment_fault():
+                    log.warning("idle instance %s: %s", instance.name, fault)
+                    self._replace(slot, "environment")
+
+    async def _until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate` holds for the pool's state, at most `timeout` seconds."""
+        async def changes() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(changes(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     # -- handing out instances --------------------------------------------------------
     def _release(self, slot: Slot) -> None:
@@ -227,7 +260,7 @@ class Pool:
             self._idle.append(slot)
         self._publish()
 
-    async def _acquire(self, remaining: float | None) -> Slot:
+    async def _acquire(self, deadline: Deadline, retry: bool = False) -> Slot:
         if self._closing:
             self.metrics.rejected.labels("unavailable").inc()
             raise Unavailable("The converter is shutting down.", retry_after=1)
@@ -236,16 +269,20 @@ class Pool:
             slot.state = "busy"
             self._publish()
             return slot
-        if not policy.may_wait(len(self._waiters), self.settings.queue_size):
+        if not retry and not policy.may_wait(len(self._waiters), self.settings.queue_size):
             self.metrics.rejected.labels("queue_full").inc()
             raise QueueFull(
                 f"The conversion queue is full ({self.settings.queue_size} waiting).",
                 retry_after=self.retry_after())
         waiter: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        # A retry has waited its turn once already: it goes first.
+        if retry:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
         self._publish()
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), remaining)
+            return await asyncio.wait_for(asyncio.shield(waiter), _timeout(deadline))
         except BaseException as exc:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._release(waiter.result())  # handed over just as we gave up: pass it on
@@ -268,31 +305,33 @@ class Pool:
 
     # -- converting -------------------------------------------------------------------
     async def convert(self, document: bytes, suffix: str, options: ConversionOptions,
-                      deadline: float | None = None) -> bytes:
-        """Convert on a free instance; a crash or hang is retried once on another."""
+                      deadline: Deadline | None = None) -> bytes:
+        """Convert on a free instance; an instance's failure is retried once on another."""
+        deadline = deadline or Deadline.never()
         attempt = 0
         while True:
             attempt += 1
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            if deadline.expired:
                 self.metrics.rejected.labels("deadline").inc()
                 raise DeadlineExceeded("No time was left for the conversion.",
                                        retry_after=self.retry_after())
-            slot = await self._acquire(remaining)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            budget = policy.conversion_budget(self.settings.conversion_timeout, remaining)
+            slot = await self._acquire(deadline, retry=attempt > 1)
             try:
-                return await self._run(slot, document, suffix, options, budget)
+                return await self._run(slot, document, suffix, options, deadline)
+            except UnreadableDocument:
+                self.metrics.failures.labels("document").inc()
+                raise
             except InstanceFailed as exc:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if not policy.may_retry(attempt, remaining):
+                self.metrics.failures.labels("instance").inc()
+                if not policy.may_retry(attempt, deadline.remaining()):
                     raise _give_up(exc, self.retry_after()) from None
                 log.warning("retrying the conversion on another instance: %s", exc)
 
     async def _run(self, slot: Slot, document: bytes, suffix: str, options: ConversionOptions,
-                   budget: float) -> bytes:
+                   deadline: Deadline) -> bytes:
         instance = slot.instance
         assert instance is not None, "an acquired slot always has an instance"
+        budget = policy.conversion_budget(self.settings.conversion_timeout, deadline.remaining())
         if budget <= 0:
             self._release(slot)
             raise InstanceFailed("timeout", "no time left for the conversion")
@@ -322,7 +361,7 @@ class Pool:
         finally:
             request_id.reset(token)
         elapsed = time.monotonic() - started
-        self.metrics.conversion_seconds.observe(elapsed)
+        self.metrics.conversion_duration.observe(elapsed)
         self._mean_seconds = 0.9 * self._mean_seconds + 0.1 * elapsed
         return pdf, instance.rss_mb()
 
@@ -333,13 +372,14 @@ class Pool:
         exc = done.exception() if not done.cancelled() else None
         if slot.kill_reason or isinstance(exc, InstanceFailed) or not instance.alive():
             failed = exc.reason if isinstance(exc, InstanceFailed) else "crash"
-            reason = slot.kill_reason or failed
-            self._replace(slot, reason)
+            self._replace(slot, slot.kill_reason or failed)
             return
         rss = done.result()[1] if exc is None else instance.rss_mb()
+        settings = self.settings
         reason = policy.recycle_reason(instance.conversions,
-                                       self.settings.max_conversions_per_instance,
-                                       rss, self.settings.max_instance_rss_mb)
+                                       settings.max_conversions_per_instance,
+                                       rss, settings.max_instance_rss_mb,
+                                       instance.failures_in_a_row, settings.max_failures_in_a_row)
         if reason and not self._closing:
             self._replace(slot, reason)
         else:
@@ -360,13 +400,26 @@ class Pool:
         for state, count in self.states().items():
             self.metrics.instances.labels(state).set(count)
         self.metrics.queue_depth.set(sum(1 for w in self._waiters if not w.done()))
+        self._changed.set()
+
+
+def _timeout(deadline: Deadline) -> float | None:
+    """asyncio's form of a deadline: seconds left, None for none."""
+    return None if math.isinf(deadline.at) else deadline.remaining()
 
 
 def _give_up(exc: InstanceFailed, retry_after: int) -> Exception:
+    """The answer when two instances failed under one request: the converter's trouble.
+
+    A document that crashes every instance also ends here (issue 13: never a 4xx for
+    what may be the converter's own fault); each attempt costs one instance, and the
+    caller's deadline bounds its retries.
+    """
     if exc.reason == "timeout":
         return DeadlineExceeded("The conversion did not finish in time; its instance was "
                                 "replaced.", retry_after=retry_after)
-    return UnreadableDocument("LibreOffice crashed twice on this document.")
+    return Unavailable(f"LibreOffice failed twice ({exc.reason}); its instances are being "
+                       "replaced.", retry_after=retry_after)
 
 
 def _remove_stale_pools(work_dir: Path) -> None:
@@ -377,7 +430,8 @@ def _remove_stale_pools(work_dir: Path) -> None:
         pid = entry.name.removeprefix("pool-")
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             for instance in entry.glob("instance-*"):
-                index = instance.name.removeprefix("instance-")
+                # instance-INDEX.GENERATION
+                index = instance.name.removeprefix("instance-").partition(".")[0]
                 if index.isdigit():
                     profile.remove_pipes(instance / "profile",
                                          profile.accept_pipe(int(pid), int(index)))

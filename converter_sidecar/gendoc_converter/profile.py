@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -109,16 +110,28 @@ def soffice_args(soffice: str, profile: Path, accept: str | None) -> list[str]:
     return args
 
 
-def soffice_env(base: dict[str, str], home: Path) -> dict[str, str]:
-    """The environment of a soffice process: no inherited proxies, a dead one for libcurl."""
-    env = {k: v for k, v in base.items() if not k.lower().endswith("_proxy")}
+def soffice_env(base: Mapping[str, str], home: Path, tmp: Path) -> dict[str, str]:
+    """The environment of a soffice process: its own HOME and temp directory, no inherited
+    proxies (a dead one for libcurl).
+
+    LibreOffice keeps its temp files (`lu*.tmp`: every store goes through them) in
+    TMPDIR. A shared /tmp is cleaned by others: a real Gotenberg on the same host deletes
+    `*.tmp` and `OSL_PIPE*` there on each of its restarts, tmpreaper and
+    systemd-tmpfiles age them out. So each instance has a TMPDIR of its own.
+    """
+    env = {k: v for k, v in base.items()
+           if not k.lower().endswith("_proxy") and not k.startswith("XDG_")}
     dead = f"http://{DEAD_PROXY[0]}:{DEAD_PROXY[1]}"
     env.update(http_proxy=dead, https_proxy=dead, ftp_proxy=dead, all_proxy=dead, no_proxy="",
-               HOME=str(home), SAL_USE_VCLPLUGIN="svp")
+               HOME=str(home), TMPDIR=str(tmp), TMP=str(tmp), TEMP=str(tmp),
+               SAL_USE_VCLPLUGIN="svp")
     return env
 
 
-PIPE_DIR = Path("/tmp")  # where LibreOffice's osl layer creates its named pipes (fixed)
+# Where LibreOffice's osl layer creates its named pipes: /tmp whenever it is writable,
+# whatever TMPDIR says (sal/osl/unx/pipe.cxx, PIPEDEFAULTPATH). The only thing of an
+# instance outside its work directory; instance.py copes with a cleaner removing it.
+PIPE_DIR = Path("/tmp")
 
 
 def pipe_files(profile: Path, accept_pipe: str | None = None, uid: int | None = None) -> list[Path]:
@@ -146,15 +159,22 @@ def remove_pipes(profile: Path, accept_pipe: str | None = None) -> None:
             path.unlink()
 
 
-def make_template(soffice: str, template: Path, base_env: dict[str, str], timeout: float) -> None:
+def make_template(soffice: str, template: Path, base_env: Mapping[str, str],
+                  timeout: float) -> None:
     """Create the initialised, locked-down profile that instances copy."""
     shutil.rmtree(template, ignore_errors=True)
     write_registry(template)
-    proc = subprocess.run(
-        [*soffice_args(soffice, template, None), "--terminate_after_init"],
-        env=soffice_env(base_env, template), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout, check=False,
-    )
+    # The initialising soffice gets a HOME and TMPDIR of its own too, removed after it.
+    scratch = template.with_name(template.name + ".run")
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.run(
+            [*soffice_args(soffice, template, None), "--terminate_after_init"],
+            env=soffice_env(base_env, scratch, scratch), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout, check=False,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if proc.returncode not in (0, FIRST_START_EXIT):
         raise RuntimeError(
             f"LibreOffice could not initialise a profile (exit {proc.returncode}): "

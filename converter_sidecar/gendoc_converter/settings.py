@@ -105,6 +105,22 @@ class ConverterSettings(BaseSettings):
         description="Replace an instance whose resident memory exceeds this (MiB; 0 disables). "
         "A warm instance holds about 300 MiB; 1 GiB means something grew without bound.",
     )
+    max_failures_in_a_row: int = Field(
+        5,
+        ge=0,
+        description="Replace an instance after this many failed conversions in a row "
+        "(count; 0 disables). Every unclear failure is already settled by a probe "
+        "document, so this is the safety net for trouble the probe does not show; 5 lets a "
+        "caller send a few bad documents without costing an instance (a restart is 1-2 s "
+        "of a core).",
+    )
+    min_free_mb: int = Field(
+        4,
+        ge=0,
+        description="An instance whose work directory's file system has less free space "
+        "than this (MiB) counts as failed: a full tmpfs makes every store fail with an I/O "
+        "error. 4 MiB is a few one-page conversions' input and output.",
+    )
     max_upload_mb: int = Field(
         50,
         gt=0,
@@ -143,6 +159,13 @@ class ConverterSettings(BaseSettings):
         gt=0,
         description="How often idle instances are checked for a dead process (seconds): "
         "bounds how long a crashed idle instance goes unnoticed.",
+    )
+    soffice_environment: dict[str, str] = Field(
+        default_factory=lambda: dict(os.environ),
+        repr=False,
+        description="The environment each soffice starts from, read once when the settings "
+        "are built (default: the converter's own). The instance then sets its own HOME, "
+        "TMPDIR and caches inside its work directory and a dead proxy (profile.soffice_env).",
     )
     log_level: str = Field("info", description="Log level (debug, info, warning, error).")
     log_format: str = Field("text", description="'text' or 'json' (one JSON object per line).")

@@ -33,8 +33,11 @@ def test_version_and_metrics(http: httpx.Client) -> None:
         assert metric(text, "gendoc_converter_instances", 'state="idle"') + metric(
             text, "gendoc_converter_instances", 'state="busy"') == 2
         assert metric(text, "gendoc_converter_queue_depth") == 0
-        assert "gendoc_converter_conversion_seconds_bucket" in text
+        assert "gendoc_converter_conversion_duration_seconds_bucket" in text
         assert 'gendoc_converter_restarts_total{reason="crash"}' in text
+        assert 'gendoc_converter_restarts_total{reason="environment"}' in text
+        assert metric(text, "gendoc_converter_queue_limit") == 16
+        assert metric(text, "gendoc_converter_failures_total", 'cause="instance"') == 0
 
 
 def test_one_docx_gives_a_pdf_with_its_text(http: httpx.Client, tmp_path: Path) -> None:

@@ -177,7 +177,11 @@ def check_restarts_after_max_conversions(faulty: GendocProcess, work: Path) -> N
     wait_full(faulty)
     pools = list(work.glob("pool-*"))
     assert [p.name for p in pools] == [f"pool-{faulty.proc.pid}"]
-    assert sorted(p.name for p in pools[0].iterdir()) == ["instance-0", "instance-1", "template"]
+    # One directory per running instance (INDEX.GENERATION): predecessors' are gone.
+    names = sorted(p.name for p in pools[0].iterdir())
+    assert len(names) == 3 and names[2] == "template", names
+    assert [n.partition(".")[0] for n in names[:2]] == ["instance-0", "instance-1"]
+    assert all(int(n.partition(".")[2]) >= 1 for n in names[:2])
     for instance in pools[0].glob("instance-*"):
         # Each successor runs on a fresh copy of the template: the only lock is the
         # running instance's own, no document lock, nothing left from conversions.
@@ -237,13 +241,14 @@ def test_an_instance_that_never_answers_fails_its_start_and_leaves_nothing(
     template = tmp_path / "template"
     template.mkdir()
     instance = Instance(0, 0, soffice=str(fake), template=template, root=tmp_path,
-                        start_timeout=1.0, stop_timeout=5)
+                        start_timeout=1.0, stop_timeout=5, environment=dict(os.environ))
     started = time.monotonic()
     with pytest.raises(StartFailed, match="no UNO answer"):
         instance.start()
     assert 1.0 <= time.monotonic() - started < 5
     assert not instance.alive()
     assert instance.pid is not None and not Path(f"/proc/{instance.pid}").exists()
+    assert not instance.dir.exists()
 
 
 def test_a_killed_converter_takes_its_instances_along(tmp_path: Path) -> None:

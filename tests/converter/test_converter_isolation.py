@@ -8,7 +8,6 @@ the API (sanitising + profile), and the profile alone on an unsanitised document
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -118,9 +117,11 @@ def test_the_profile_alone_blocks_links(canary: Canary, secrets: tuple[Path, Pat
     """Defence in depth: an unsanitised document on an instance with our profile."""
     settings = ConverterSettings()
     template = tmp_path / "template"
-    profile.make_template(settings.soffice, template, dict(os.environ), settings.start_timeout)
+    profile.make_template(settings.soffice, template, settings.soffice_environment,
+                          settings.start_timeout)
     instance = Instance(0, 0, soffice=settings.soffice, template=template, root=tmp_path,
-                        start_timeout=settings.start_timeout, stop_timeout=5)
+                        start_timeout=settings.start_timeout, stop_timeout=5,
+                        environment=settings.soffice_environment)
     instance.start()
     try:
         pdf = instance.convert(hostile_document(canary.url, *secrets), ".docx",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -57,10 +58,30 @@ def test_queue_and_retry_decisions() -> None:
     assert policy.retry_after(0, 2, 0.07) == 1
     assert policy.retry_after(39, 2, 0.1) == 2  # 20 conversions per instance of 0.1 s
     assert policy.retry_after(5, 0, 1.0) == 6  # no ready instance counts as one
-    assert policy.conversion_budget(30.0, None) == 30.0
+    assert policy.conversion_budget(30.0, math.inf) == 30.0  # Deadline.never().remaining()
     assert policy.conversion_budget(30.0, 2.5) == 2.5
-    assert policy.may_retry(1, None) and policy.may_retry(1, 1.0)
+    assert policy.may_retry(1, math.inf) and policy.may_retry(1, 1.0)
     assert not policy.may_retry(2, 10.0) and not policy.may_retry(1, 0.0)
+
+
+def test_recycling_after_failures_in_a_row() -> None:
+    assert policy.recycle_reason(3, 10, 100.0, 1024, 5, 5) == "failures"
+    assert policy.recycle_reason(3, 10, 100.0, 1024, 4, 5) is None
+    assert policy.recycle_reason(3, 10, 100.0, 1024, 9, 0) is None  # 0 disables it
+
+
+@pytest.mark.parametrize(("error", "cause"), [
+    # Observed from LibreOffice 7.4 with its temp directory removed under it.
+    ("com.sun.star.io.IOException: SfxBaseModel::impl_store <file:///w/scratch/out.pdf> "
+     "failed: 0xc10(Error Area:Io Class:Write Code:16)", "instance"),
+    ("failed: 0x31d(Error Area:Io Class:Space Code:29)", "instance"),
+    ("failed: 0x20d(Error Area:Io Class:NotExists Code:13)", "instance"),
+    ("failed: 0x1a(Error Area:Io Class:Format Code:26)", "unsure"),
+    ("failed: 0x11b(Error Area:Io Class:Abort Code:27)", "unsure"),
+    ("LibreOffice could not load the document", "unsure"),
+])
+def test_blame_from_libreoffices_error_code(error: str, cause: str) -> None:
+    assert policy.blame(error) == cause
 
 
 def test_registry_is_well_formed_and_locks_macros_and_links_down() -> None:
