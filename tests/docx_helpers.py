@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def part_texts(docx: bytes | Path) -> dict[str, list[str]]:
     with zipfile.ZipFile(io.BytesIO(raw)) as z:
         for name in sorted(z.namelist()):
             base = name.rsplit("/", 1)[-1]
-            if not (name == "word/document.xml" or base.startswith(("header", "footer", "footnotes"))):
+            shown = base.startswith(("header", "footer", "footnotes"))
+            if not (name == "word/document.xml" or shown):
                 continue
             if not name.endswith(".xml") or not name.startswith("word/"):
                 continue
@@ -53,3 +55,20 @@ def replace_in_zip(docx: bytes, name: str, content: bytes) -> bytes:
         for item in src.infolist():
             dst.writestr(item, content if item.filename == name else src.read(item))
     return out.getvalue()
+
+
+def uninflatable_bomb(declared: int = 80 << 20) -> bytes:
+    """A .docx-shaped zip whose directory declares an entry of `declared` zero bytes that
+    deflate about 1000:1, but whose stored data is not a deflate stream at all: reading it
+    fails. A check that refuses it for its sizes has not tried to inflate anything."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", b"<Types/>")
+        z.writestr("word/document.xml", b"<x/>")
+        z.writestr("word/media/bomb.bin", b"\0" * declared)
+    data = bytearray(out.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("word/media/bomb.bin")
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    data[start:start + info.compress_size] = b"\xff" * info.compress_size  # invalid block type
+    return bytes(data)

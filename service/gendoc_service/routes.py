@@ -158,7 +158,10 @@ async def _job_from_json(request: Request) -> RenderJob:
 
 async def _job_from_form(request: Request) -> RenderJob:
     settings = request.app.state.settings
-    async with request.form(max_files=1, max_fields=16, max_part_size=settings.max_data_bytes) as form:
+    # Starlette answers a field beyond max_part_size with a 400; the body limit
+    # already bounds every field, and the data part's own limit is checked below (413).
+    async with request.form(max_files=1, max_fields=16,
+                            max_part_size=settings.max_body_bytes) as form:
         upload = form.get("template")
         if not isinstance(upload, UploadFile):
             raise BadRequest("The multipart form needs a 'template' file part with the .docx.")

@@ -19,7 +19,7 @@ from converter.converter_docs import (
     simple_field,
     with_macros,
 )
-from docx_helpers import replace_in_zip
+from docx_helpers import replace_in_zip, uninflatable_bomb
 from gendoc_converter.errors import MacroDocument, UnreadableDocument
 from gendoc_converter.sanitize import (
     BLOCKED_TARGET,
@@ -189,6 +189,18 @@ def test_macro_packages_are_refused() -> None:
 def test_unreadable_packages_are_refused(data: bytes) -> None:
     with pytest.raises(UnreadableDocument):
         sanitize_docx(data)
+
+
+def test_the_converter_defaults_are_the_documented_limits() -> None:
+    """docs/security.md: 2,000 entries, 200 MiB unpacked, 200:1 for the converter."""
+    assert (LIMITS.max_entries, LIMITS.max_unzipped_bytes, LIMITS.max_ratio) == (
+        2000, 200 << 20, 200)
+
+
+def test_a_bomb_is_refused_before_anything_is_inflated() -> None:
+    """Its data is not a deflate stream: refusing it for its ratio shows nothing was inflated."""
+    with pytest.raises(UnreadableDocument, match=r"compressed \d+:1, more than the allowed 200:1"):
+        sanitize_docx(uninflatable_bomb())
 
 
 def test_zip_bombs_are_refused_from_the_directory() -> None:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from conftest import CORPUS, ServerProcess, start_service
 from converter.converter_docs import add_file, edit_part, with_macros
 from docx_helpers import make_docx, part_texts
-
-from conftest import CORPUS, ServerProcess, start_service
 
 SSTI = [
     "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
@@ -31,10 +30,12 @@ SSTI = [
 ]
 
 
+ATTACKED_ENV = {"GENDOC_RENDER_TIMEOUT": "3", "GENDOC_RENDER_MEMORY_MB": "700"}
+
+
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_service(tmp_path_factory.mktemp("attacks"),
-                           env={"GENDOC_RENDER_TIMEOUT": "3", "GENDOC_RENDER_MEMORY_MB": "700"})
+    server = start_service(tmp_path_factory.mktemp("attacks"), env=ATTACKED_ENV)
     yield server
     assert httpx.get(f"{server.url}/healthz").status_code == 200  # still healthy after all
     server.stop()
@@ -67,9 +68,15 @@ PARTS = {
 }
 
 
+def test_forty_injection_cases() -> None:
+    """docs/security.md counts 40 cases: every payload in every part."""
+    assert len(SSTI) * len(PARTS) == 40
+
+
 @pytest.mark.parametrize("part", list(PARTS))
 @pytest.mark.parametrize("payload", SSTI, ids=range(len(SSTI)))
-def test_template_injection_is_refused_in_every_part(svc: ServerProcess, part: str, payload: str) -> None:
+def test_template_injection_is_refused_in_every_part(svc: ServerProcess, part: str,
+                                                     payload: str) -> None:
     docx = PARTS[part](payload)
     r = render(svc, docx, {"a_jinja_variable": "v"})
     assert r.status_code == 422, (part, payload, r.text[:300])
@@ -91,22 +98,24 @@ def test_injection_payloads_in_data_are_text(svc: ServerProcess) -> None:
     assert "<w:fldSimple" not in xml
 
 
+EXHAUSTION = [
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{{ 'x' * 3000000000 }}",
+    "{% for i in range(99999999999) %}{% endfor %}",
+    "{{ [1] * 10**10 }}",
+    "{% if true %}" * 500 + "x" + "{% endif %}" * 500,
+]
+
+
 @pytest.mark.parametrize(
-    "template",
-    [
-        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-        "{{ 'x' * 3000000000 }}",
-        "{% for i in range(99999999999) %}{% endfor %}",
-        "{{ [1] * 10**10 }}",
-        "{% if true %}" * 500 + "x" + "{% endif %}" * 500,
-    ],
+    "template", EXHAUSTION,
     ids=["nested-loops", "string-multiply", "huge-range", "list-multiply", "deep-nesting"],
 )
 def test_resource_exhaustion_is_bounded(svc: ServerProcess, template: str) -> None:
-    started = time.monotonic()
     r = render(svc, make_docx(template))
     assert r.status_code == 422, r.text[:300]
-    assert time.monotonic() - started < 15
+    kind = r.json()["type"].rsplit("/", 1)[1]
+    assert kind in ("render-memory-limit", "render-time-limit", "template-render-error"), r.json()
     ok = render(svc, make_docx("after {{ x }}"), {"x": "ok"})  # other requests unaffected
     assert ok.status_code == 200
 
@@ -134,7 +143,8 @@ def _duplicate_entries() -> bytes:
 
 
 BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-                  + b"".join(b'<!ENTITY lol%d "%s">' % (i, b"&lol%d;" % (i - 1) * 10 if i > 1 else b"&lol;" * 10)
+                  + b"".join(b'<!ENTITY lol%d "%s">'
+                             % (i, b"&lol%d;" % (i - 1) * 10 if i > 1 else b"&lol;" * 10)
                              for i in range(1, 10))
                   + b']><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
                   b"<w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>")
@@ -147,37 +157,57 @@ MALFORMED = {
                             ("word/media/bomb.bin", b"\0" * (80 << 20))]),
     "zip-bomb-entries": _zip([(f"word/f{i}.xml", b"") for i in range(5000)]),
     "duplicate-entries": _duplicate_entries(),
-    "billion-laughs": edit_part(make_docx("x"), "word/document.xml", lambda _: BILLION_LAUGHS.decode()),
+    "billion-laughs": edit_part(make_docx("x"), "word/document.xml",
+                                lambda _: BILLION_LAUGHS.decode()),
     "xxe": edit_part(make_docx("x"), "word/document.xml", lambda _: XXE.decode()),
-    "xxe-in-header": edit_part(make_docx("x", header="h"), "word/header1.xml", lambda _: XXE.decode()),
+    "xxe-in-header": edit_part(make_docx("x", header="h"), "word/header1.xml",
+                               lambda _: XXE.decode()),
     "missing-document-part": _zip([("[Content_Types].xml", b"<Types/>")]),
     "not-a-zip": b"This is plain text pretending to be a .docx",
     "truncated-zip": make_docx("x")[:500],
     "docm": with_macros(make_docx("x")),
     "vba-part-only": add_file(make_docx("x"), "word/vbaProject.bin", b"\xd0\xcf\x11\xe0"),
-    "rtf": b"{\\rtf1\\ansi{\\fonttbl\\f0\\fswiss Helvetica;}\\f0\\pard Hello {\\field{\\*\\fldinst INCLUDETEXT \"/etc/passwd\"}}\\par}",
+    "rtf": (b"{\\rtf1\\ansi{\\fonttbl\\f0\\fswiss Helvetica;}\\f0\\pard Hello "
+            b"{\\field{\\*\\fldinst INCLUDETEXT \"/etc/passwd\"}}\\par}"),
     "html": b"<html><body><img src='http://127.0.0.1:9/x'>{{ x }}</body></html>",
-    "flat-odf": b'<?xml version="1.0"?><office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" office:mimetype="application/vnd.oasis.opendocument.text"/>',
-    "odt-zip": _zip([("mimetype", b"application/vnd.oasis.opendocument.text"), ("content.xml", b"<x/>")],
-                    zipfile.ZIP_STORED),
+    "flat-odf": (b'<?xml version="1.0"?><office:document xmlns:office="urn:oasis:names:tc:'
+                 b'opendocument:xmlns:office:1.0" '
+                 b'office:mimetype="application/vnd.oasis.opendocument.text"/>'),
+    "odt-zip": _zip([("mimetype", b"application/vnd.oasis.opendocument.text"),
+                     ("content.xml", b"<x/>")], zipfile.ZIP_STORED),
 }
 
 
 @pytest.mark.parametrize("name", list(MALFORMED))
-def test_malformed_and_confused_packages_are_refused_fast(svc: ServerProcess, name: str) -> None:
+def test_malformed_and_confused_packages_are_refused(svc: ServerProcess, name: str) -> None:
+    """422 invalid-docx, stateless and stored alike. That bombs are refused before anything
+    is inflated is shown structurally in tests/service/test_docxpkg.py (a bomb whose data
+    cannot be inflated at all is refused for its declared sizes)."""
     data = MALFORMED[name]
-    started = time.monotonic()
     stateless = render(svc, data)
     stored = httpx.put(f"{svc.url}/v1/templates/bad-{name}", content=data,
                        headers={"content-type": "application/octet-stream"}, timeout=30)
-    assert time.monotonic() - started < 5
     for r in (stateless, stored):
-        assert r.status_code in (413, 422), (name, r.status_code, r.text[:300])
+        assert r.status_code == 422, (name, r.status_code, r.text[:300])
         assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["type"].endswith("/invalid-docx"), r.json()
     assert "root:" not in stateless.text
 
 
-def test_service_rss_stays_bounded_after_the_attacks(svc: ServerProcess) -> None:
+def test_service_rss_stays_bounded_after_the_attacks(tmp_path: Path) -> None:
+    """docs/security.md: service and render workers stay under 900 MB after every attack.
+    Its own service, attacked here, so the figure does not depend on which tests ran before."""
     from gendoc.procs import tree_rss_kb
 
-    assert tree_rss_kb([svc.proc.pid]) / 1024 < 900
+    server = start_service(tmp_path, env=ATTACKED_ENV)
+    try:
+        for payload in SSTI:
+            assert render(server, make_docx(payload)).status_code == 422
+        for template in EXHAUSTION:
+            assert render(server, make_docx(template)).status_code == 422
+        for data in MALFORMED.values():
+            assert render(server, data).status_code == 422
+        assert render(server, make_docx("after {{ x }}"), {"x": "ok"}).status_code == 200
+        assert tree_rss_kb([server.proc.pid]) / 1024 < 900
+    finally:
+        server.stop()

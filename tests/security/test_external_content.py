@@ -21,8 +21,10 @@ from converter.converter_docs import (
     add_relationship,
     append_body,
     complex_field,
+    edit_part,
     linked_picture,
     simple_field,
+    with_macros,
 )
 from converter.converter_support import CONVERT, docx_file, pdf_text
 from docx_helpers import make_docx
@@ -140,7 +142,9 @@ def test_hostile_document_reaches_libreoffice_and_fetches_nothing(
     not refused on the way), the sanitizer logged what it neutralised for that very request,
     the canary heard nothing and no local file's content is in the PDF."""
     service, converter = stack
-    template = hostile_templates(canary, secret_file)[name]
+    templates = hostile_templates(canary, secret_file)
+    assert list(templates) == HOSTILE and len(HOSTILE) == 7  # docs/security.md counts 7
+    template = templates[name]
     CanaryServer.hits.clear()
 
     trace = f"direct-{name}-{uuid.uuid4().hex[:8]}"
@@ -183,3 +187,18 @@ def test_data_cannot_add_links_or_fields(stack: tuple[ServerProcess, ServerProce
     assert r.status_code == 200, r.text
     assert "INCLUDEPICTURE" in words(pdf_text(r.content, tmp_path))  # printed as text
     assert CanaryServer.hits == []
+
+
+def test_the_converter_refuses_macros_and_doctypes_with_400(
+        stack: tuple[ServerProcess, ServerProcess]) -> None:
+    """docs/security.md: a macro package or a DOCTYPE is a 400 from the converter's API too
+    (the service answers 422 before it would get there)."""
+    converter = stack[1]
+    doctype = edit_part(make_docx("x"), "word/document.xml", lambda xml: xml.replace(
+        "?>", '?><!DOCTYPE w:document [<!ENTITY e "External">]>', 1))
+    for name, document, says in (("macros", with_macros(make_docx("x")), "macros"),
+                                 ("doctype", doctype, "DOCTYPE")):
+        r = httpx.post(f"{converter.url}{CONVERT}", files=[docx_file("t.docx", document)],
+                       timeout=60)
+        assert r.status_code == 400, (name, r.text)
+        assert says in r.text, (name, r.text)

@@ -14,15 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import REPO, start_service
 from converter.converter_support import metric, start_converter
 from docx_helpers import make_docx
 
-from conftest import start_service
 from gendoc.procs import descendants, tree_rss_kb
 
-pytestmark = pytest.mark.libreoffice
-CONVERSIONS = int(os.environ.get("GENDOC_SOAK_CONVERSIONS", "300"))
+CONVERSIONS_DEFAULT = 300
+CONVERSIONS = int(os.environ.get("GENDOC_SOAK_CONVERSIONS", str(CONVERSIONS_DEFAULT)))
 RESTART_EVERY = 100  # conversions per LibreOffice instance before it is replaced
+PEAK_MB = 1536  # service, render workers, converter and soffice together, at any sample
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
@@ -43,6 +44,7 @@ def slope(points: list[tuple[int, float]]) -> float:
     return 1000 * sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
 
 
+@pytest.mark.libreoffice
 def test_soak(tmp_path: Path) -> None:
     converter = start_converter(tmp_path, pool_size=2, max_conversions_per_instance=RESTART_EVERY)
     service = start_service(tmp_path, converter_url=converter.url)
@@ -70,7 +72,8 @@ def test_soak(tmp_path: Path) -> None:
                 codes = list(pool.map(one, range(begin, min(begin + step, CONVERSIONS))))
                 done += sum(c == 200 for c in codes)
                 failures += [c for c in codes if c != 200]
-                samples.append((done, tree_rss_mb(service.proc.pid), tree_rss_mb(converter.proc.pid)))
+                samples.append((done, tree_rss_mb(service.proc.pid),
+                                tree_rss_mb(converter.proc.pid)))
         elapsed = time.monotonic() - started
 
         metrics = httpx.get(f"{converter.url}/metrics").text
@@ -93,7 +96,36 @@ def test_soak(tmp_path: Path) -> None:
         assert report["zombies"] == 0
         # Each instance is replaced every RESTART_EVERY conversions (give or take the in-flight).
         assert restarts >= CONVERSIONS // RESTART_EVERY - 2
-        assert report["peak_rss_mb"]["service"] + report["peak_rss_mb"]["converter"] < 1536
+        assert report["peak_rss_mb"]["service"] + report["peak_rss_mb"]["converter"] < PEAK_MB
     finally:
         service.stop()
         converter.stop()
+
+
+def test_the_documented_soak_is_the_recorded_one() -> None:
+    """docs/security.md's soak section states this test's parameters and, figure by figure,
+    the report `make soak` wrote to docs/soak.json: a rerun that changes one shows here."""
+    doc = (REPO / "docs" / "security.md").read_text()
+    soak = doc[doc.index("## Soak"):]
+    report = json.loads((REPO / "docs" / "soak.json").read_text())
+    assert f"every {RESTART_EVERY} conversions" in soak
+    assert "make test` runs the same test with 300" in soak and CONVERSIONS_DEFAULT == 300
+    assert f"{PEAK_MB / 1024:.1f} GB" in soak
+    n = report["conversions"]
+    rows = {
+        "PDFs converted through service + converter":
+            f"{n:,} in {report['seconds']} s ({report['per_minute']}/min), "
+            f"{report['failures']} failures",
+        "LibreOffice instances replaced after 100 conversions each":
+            f"{report['restarts_max_conversions']:.0f} ({n:,} / {RESTART_EVERY})",
+        "zombie processes at the end": str(report["zombies"]),
+        "peak resident memory: service + render workers":
+            f"{report['peak_rss_mb']['service']} MB",
+        "peak resident memory: converter + soffice instances":
+            f"{report['peak_rss_mb']['converter']} MB",
+        "memory slope, service (least squares, per 1,000 conversions)":
+            f"{report['slope_mb_per_1000']['service']} MB",
+        "memory slope, converter": f"{report['slope_mb_per_1000']['converter']} MB",
+    }
+    for figure, value in rows.items():
+        assert f"| {figure} | {value} |" in soak, (figure, value)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import CORPUS, corpus_cases
 from docx import Document
 from docx_helpers import part_texts
 from docxtpl import DocxTemplate
-
-from conftest import CORPUS, corpus_cases
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -40,7 +39,8 @@ def reference(case: dict) -> bytes:
 
 def core_properties(docx: bytes) -> dict[str, str]:
     props = Document(io.BytesIO(docx)).core_properties
-    return {k: getattr(props, k) for k in ("author", "comments", "identifier", "language", "subject", "title")}
+    names = ("author", "comments", "identifier", "language", "subject", "title")
+    return {k: getattr(props, k) for k in names}
 
 
 @pytest.mark.parametrize("case_file", PLAIN, ids=[c.stem for c in PLAIN])
@@ -58,7 +58,8 @@ def test_case_through_http(client: httpx.Client, case_file: Path) -> None:
         assert stateless.status_code == 422 and stateless.json()["part"] == "body"
         return
     assert stored.status_code == 201, stored.text
-    rendered = client.post("/v1/render", json={"template": name, "data": case["context"], "format": "docx"})
+    rendered = client.post("/v1/render", json={"template": name, "data": case["context"],
+                                               "format": "docx"})
     assert rendered.status_code == 200, rendered.text
     expected = reference(case)
     assert part_texts(rendered.content) == part_texts(expected)

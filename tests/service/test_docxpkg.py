@@ -3,9 +3,10 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 
 import pytest
-from docx_helpers import make_docx, replace_in_zip
+from docx_helpers import make_docx, replace_in_zip, uninflatable_bomb
 from gendoc_service.docxpkg import inspect
 from gendoc_service.errors import InvalidDocx
 from gendoc_service.settings import ServiceSettings
@@ -116,3 +117,13 @@ def test_the_service_defaults_are_the_documented_limits() -> None:
     inspect(zip_of(base + filler), limits)
     with pytest.raises(InvalidDocx, match="1001 entries; at most 1000"):
         inspect(zip_of([*base, *filler, ("word/media/one-more.bin", b"")]), limits)
+
+
+def test_a_bomb_is_refused_before_anything_is_inflated() -> None:
+    """docs/security.md: refused from the zip directory alone. The bomb's data cannot be
+    inflated at all, so a refusal for its ratio means nothing was inflated."""
+    bomb = uninflatable_bomb()
+    with zipfile.ZipFile(io.BytesIO(bomb)) as z, pytest.raises((zipfile.BadZipFile, zlib.error)):
+        z.read("word/media/bomb.bin")
+    with pytest.raises(InvalidDocx, match=r"compressed \d+:1, more than the allowed 200:1"):
+        inspect(bomb, PackageLimits.of(ServiceSettings()))
