@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs everything gendoc needs on a fresh Debian machine of this kind,
-# idempotently: Debian packages (LibreOffice, its Python bridge, fonts, tini,
-# poppler), then a venv in .venv made from Debian's /usr/bin/python3 with
+# Installs everything gendoc needs on a Debian 12 machine, idempotently:
+# Debian packages (LibreOffice, its Python bridge, fonts, tini, poppler, test
+# tools), then a venv in .venv made from Debian's /usr/bin/python3 with
 # --system-site-packages (the only interpreter that can import `uno`), then
-# the project in editable mode. Safe to run again; a warm machine takes seconds.
+# the project and its dependencies from PyPI in editable mode; last, it checks
+# what it cannot install (Debian 12, root, Go >= 1.26) and warns about each.
+# Safe to run again; a warm machine takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +28,22 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c "import uno, docxtpl, starlette" >/dev/null
+
+# What bootstrap cannot install: say which tier would fail without it (README,
+# "What the machine needs"). Warnings only: `make demo` needs none of these.
+warn() { echo "bootstrap: warning: $*" >&2; }
+# shellcheck disable=SC1091 # a file of the system, not of the repository
+. /etc/os-release 2>/dev/null || true
+if [ "${ID:-}" != debian ] || [ "${VERSION_ID:-}" != 12 ]; then
+  warn "this is ${PRETTY_NAME:-an unknown system}, not Debian 12 (bookworm), the one tested"
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  warn "not root: the read-only store fault test (chattr +i, tests/security/test_faults.py) will fail"
+fi
+go_version="$(go env GOVERSION 2>/dev/null || true)"  # e.g. go1.26.8
+IFS=. read -r go_major go_minor _ <<<"${go_version#go}."
+if [ "${go_major:-0}" -lt 1 ] 2>/dev/null || { [ "${go_major:-0}" -eq 1 ] && [ "${go_minor:-0}" -lt 26 ]; }; then
+  warn "Go >= 1.26 is not on PATH (found: ${go_version:-none}): the Kubernetes and Gotenberg" \
+    "tiers, which build their binaries with it from the Go module proxy, will fail"
+fi
 echo "bootstrap: ready (.venv/bin/gendoc)"
