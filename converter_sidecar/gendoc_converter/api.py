@@ -1,4 +1,4 @@
-"""The HTTP API: Gotenberg 8's LibreOffice module (the subset DESIGN.md lists), plus metrics.
+"""The HTTP API: Gotenberg 8's LibreOffice module (the subset in docs/converter.md), plus metrics.
 
 Same paths, form fields, headers, health JSON and status codes as Gotenberg, so
 either side can be swapped. Errors are plain text, as Gotenberg's are; we add

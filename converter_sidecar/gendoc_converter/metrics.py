@@ -1,4 +1,4 @@
-"""The converter's Prometheus metrics (names fixed in DESIGN.md), in a registry of its own."""
+"""The converter's Prometheus metrics (names in docs/converter.md), in a registry of its own."""
 
 from __future__ import annotations
 

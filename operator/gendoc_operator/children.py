@@ -17,8 +17,8 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
-SERVICE_PORT = 8080  # DESIGN.md: the service listens on 8080
-CONVERTER_PORT = 3000  # DESIGN.md: the converter on localhost:3000 of the pod
+SERVICE_PORT = 8080  # the service's port (ServiceSettings.port)
+CONVERTER_PORT = 3000  # the converter, on localhost of the pod (ConverterSettings.port)
 STORE_DIR = "/var/lib/gendoc/templates"  # images/service/Dockerfile's GENDOC_STORE_DIR
 API_KEYS_DIR = "/etc/gendoc/api-keys"  # GENDOC_API_KEYS_FILE points into it
 RUN_AS = 10001  # the images' user (images/*/Dockerfile); set here so any image runs non-root
@@ -190,7 +190,7 @@ def service_container(spec: Mapping[str, Any], image: str) -> JSON:
         "env": env,
         "resources": _resources(spec, "service"),
         # Start-up allows a minute; then /healthz only says "the process serves"
-        # and /readyz gates traffic on the converter and the store (DESIGN.md).
+        # and /readyz gates traffic on the converter and the store (README).
         "startupProbe": _http_probe("/healthz", "http", period=2, failures=30),
         "livenessProbe": _http_probe("/healthz", "http", period=10, failures=3),
         "readinessProbe": _http_probe("/readyz", "http", period=5, failures=2),
@@ -203,7 +203,7 @@ def _converter_health_exec() -> JSON:
     # The built-in converter listens on 127.0.0.1 only and the kubelet probes
     # the pod IP, so an httpGet probe cannot reach it: the probe runs inside the
     # container instead. /usr/bin/python3 is in the image anyway (LibreOffice's
-    # `uno` bridge exists only for it, DESIGN.md). urlopen raises on 503.
+    # `uno` bridge exists only for it). urlopen raises on 503.
     return {"exec": {"command": [
         "/usr/bin/python3", "-I", "-c",
         "import urllib.request as u; "

@@ -1,4 +1,4 @@
-"""The service's Prometheus metrics (names fixed in DESIGN.md; the operator reads them)."""
+"""The service's Prometheus metrics (the operator reads them by name)."""
 
 from __future__ import annotations
 

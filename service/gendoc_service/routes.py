@@ -1,4 +1,4 @@
-"""HTTP endpoints of the service (API v1, DESIGN.md). State lives in `app.state`."""
+"""HTTP endpoints of the service (API v1, README.md). State lives in `app.state`."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GENDOC_", extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a pod).")
-    port: int = Field(8080, description="HTTP port (DESIGN.md: 8080).")
+    port: int = Field(8080, description="HTTP port.")
     store_dir: Path = Field(
         Path(".gendoc/templates"),
         description="Directory backend of the template store; a mounted volume in Kubernetes.",

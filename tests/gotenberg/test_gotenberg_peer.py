@@ -1,6 +1,6 @@
 """A real Gotenberg 8 (LibreOffice variant) as the service's converter sidecar.
 
-DESIGN.md: "the service must also work against a real Gotenberg". The Gotenberg
+The service must also work with a real Gotenberg as its converter. The Gotenberg
 binary is built once (Go module proxy) and cached by scripts/gotenberg.sh; the
 first run on a machine takes a minute or two, later runs reuse it.
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -130,6 +131,22 @@ def test_the_canary_hears_what_is_fetched(canary: str) -> None:
     CanaryServer.hits.clear()
     assert httpx.request("PROPFIND", f"{canary}/probe").text == SECRET
     assert len(CanaryServer.hits) == 1
+    CanaryServer.hits.clear()
+
+
+def test_a_default_libreoffice_fetches_the_linked_image(canary: str, secret_file: Path,
+                                                       tmp_path: Path) -> None:
+    """The documents are real attacks: LibreOffice with a fresh default profile and no
+    sanitizer fetches the linked image from the canary (OPTIONS, HEAD, GET with 7.4). So
+    when the tests below hear nothing, it is gendoc's defences that held."""
+    document = tmp_path / "linked-image-http.docx"
+    document.write_bytes(hostile_templates(canary, secret_file)["linked-image-http"])
+    CanaryServer.hits.clear()
+    subprocess.run(["soffice", "--headless", f"-env:UserInstallation={(tmp_path / 'p').as_uri()}",
+                    "--convert-to", "pdf", "--outdir", str(tmp_path), str(document)],
+                   check=True, capture_output=True, timeout=180)
+    assert (tmp_path / "linked-image-http.pdf").exists()
+    assert CanaryServer.hits, "a default LibreOffice did not fetch the linked image"
     CanaryServer.hits.clear()
 
 
