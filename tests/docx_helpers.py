@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -72,3 +73,17 @@ def uninflatable_bomb(declared: int = 80 << 20) -> bytes:
     start = info.header_offset + 30 + name_length + extra_length
     data[start:start + info.compress_size] = b"\xff" * info.compress_size  # invalid block type
     return bytes(data)
+
+
+def reencoded(xml: bytes, encoding: str) -> bytes:
+    """An XML part (UTF-8, with a declaration) in another encoding, its declaration saying
+    so; UTF-16 gets its byte-order mark. No byte of the UTF-8 spelling survives in UTF-16."""
+    text = xml.decode()
+    return re.sub(r"encoding=['\"]UTF-8['\"]", f"encoding='{encoding.upper()}'", text,
+                  count=1, flags=re.I).encode(encoding)
+
+
+def with_part_reencoded(docx: bytes, name: str, encoding: str = "utf-16") -> bytes:
+    """The package with part `name` re-encoded (see `reencoded`)."""
+    return replace_in_zip(docx, name, reencoded(zipfile.ZipFile(io.BytesIO(docx)).read(name),
+                                                encoding))

@@ -19,7 +19,7 @@ from converter.converter_docs import (
     simple_field,
     with_macros,
 )
-from docx_helpers import replace_in_zip, uninflatable_bomb
+from docx_helpers import replace_in_zip, uninflatable_bomb, with_part_reencoded
 from gendoc_converter.errors import MacroDocument, UnreadableDocument
 from gendoc_converter.sanitize import (
     BLOCKED_TARGET,
@@ -275,14 +275,6 @@ UTF8_DECL = "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>"
 PLAIN_IMAGE = ' TargetMode="External"'
 
 
-def _utf16(docx: bytes, name: str) -> bytes:
-    """The package with part `name` re-encoded as UTF-16 (with its byte-order mark)."""
-    text = part(docx, name).decode()
-    assert text.startswith(UTF8_DECL)
-    utf16 = "<?xml version='1.0' encoding='UTF-16' standalone='yes'?>" + text[len(UTF8_DECL):]
-    return replace_in_zip(docx, name, utf16.encode("utf-16"))
-
-
 def _external_image() -> bytes:
     return add_relationship(make_docx("x"), "rIdEvil", IMAGE_REL, "http://127.0.0.1:9/c.png")
 
@@ -305,7 +297,7 @@ def test_relationship_type_spelled_with_character_references_is_recognised() -> 
 
 
 def test_external_relationship_in_a_utf16_part_is_retargeted() -> None:
-    docx = _utf16(_external_image(), RELS)
+    docx = with_part_reencoded(_external_image(), RELS)
     assert b"External" not in part(docx, RELS)
     out, report = sanitize_docx(docx)
     assert rels(out)["rIdEvil"]["Target"] == BLOCKED_TARGET
@@ -315,7 +307,7 @@ def test_external_relationship_in_a_utf16_part_is_retargeted() -> None:
 def test_include_field_in_a_utf16_document_is_removed() -> None:
     docx = append_body(make_docx("x"), complex_field(' INCLUDETEXT "/etc/passwd" ', "CACHED")
                        + simple_field(' INCLUDEPICTURE "http://127.0.0.1:9/p.png" ', "PIC"))
-    docx = _utf16(docx, "word/document.xml")
+    docx = with_part_reencoded(docx, "word/document.xml")
     assert b"instrText" not in part(docx, "word/document.xml")
     out, report = sanitize_docx(docx)
     document = part(out, "word/document.xml").decode()
@@ -339,7 +331,7 @@ def test_macro_content_type_in_a_utf16_part_is_refused() -> None:
     docx = with_macros(make_docx("x"))
     docx = replace_in_zip(docx, "word/vbaProject.bin", b"")  # keep the name check out of it
     docx = _rename(docx, "word/vbaProject.bin", "word/harmless.bin")
-    docx = _utf16(docx, "[Content_Types].xml")
+    docx = with_part_reencoded(docx, "[Content_Types].xml")
     assert b"macroEnabled" not in part(docx, "[Content_Types].xml")
     with pytest.raises(MacroDocument):
         sanitize_docx(docx)
@@ -364,7 +356,7 @@ def test_a_doctype_in_any_part_is_refused(part_name: str) -> None:
     with pytest.raises(UnreadableDocument, match="DOCTYPE"):
         sanitize_docx(docx)
     with pytest.raises(UnreadableDocument, match="DOCTYPE"):
-        sanitize_docx(_utf16(docx, part_name))
+        sanitize_docx(with_part_reencoded(docx, part_name))
 
 
 def test_an_entity_spelling_external_is_refused_not_trusted() -> None:

@@ -28,7 +28,7 @@ from converter.converter_docs import (
     with_macros,
 )
 from converter.converter_support import CONVERT, docx_file, pdf_text
-from docx_helpers import make_docx
+from docx_helpers import make_docx, with_part_reencoded
 
 pytestmark = pytest.mark.libreoffice
 SECRET = "gendoc-canary-secret-7f3a"
@@ -42,6 +42,7 @@ class Canary(http.server.BaseHTTPRequestHandler):
         self.raw_requestline = self.rfile.readline(65537)
         if not self.raw_requestline or not self.parse_request():
             return
+        CanaryServer.paths.append(self.path)
         self.send_response(200)
         self.send_header("Content-Length", str(len(SECRET)))
         self.end_headers()
@@ -56,7 +57,8 @@ class CanaryServer(http.server.ThreadingHTTPServer):
     """Records every accepted TCP connection, before a byte is read: 'heard nothing' means
     nothing connected at all, whatever it would have sent."""
 
-    hits: ClassVar[list[str]] = []
+    hits: ClassVar[list[str]] = []  # one per connection
+    paths: ClassVar[list[str]] = []  # one per request read
 
     def verify_request(self, request: object, client_address: object) -> bool:
         CanaryServer.hits.append(str(client_address))
@@ -109,11 +111,26 @@ def hostile_templates(canary: str, secret: Path) -> dict[str, bytes]:
             base, complex_field(f'INCLUDETEXT "{secret}"', "t", split=True)),
         "includetext-http": append_body(base, simple_field(f'INCLUDETEXT "{canary}/t.txt"', "t")),
         "link-field": append_body(base, simple_field(f'LINK Word.Document.8 "{secret}" ""', "l")),
+        # The linked image again, spelled so that no byte pattern finds "External".
+        "linked-image-charref": edit_part(
+            append_body(add_relationship(base, "rIdX4", IMAGE_REL, f"{canary}/charref.png"),
+                        linked_picture("rIdX4")),
+            RELS, lambda xml: xml.replace(' TargetMode="External"', ' TargetMode="&#69;xternal"')),
+        "linked-image-utf16": with_part_reencoded(
+            append_body(add_relationship(base, "rIdX5", IMAGE_REL, f"{canary}/utf16.png"),
+                        linked_picture("rIdX5")), RELS),
     }
 
 
+RELS = "word/_rels/document.xml.rels"
+# Those a default LibreOffice 7.4 fetches (the others it ignores even unprotected).
+LIVE = {"linked-image-http": "/img.png", "linked-image-charref": "/charref.png",
+        "linked-image-utf16": "/utf16.png"}
+
+
 HOSTILE = ["linked-image-http", "linked-image-file", "linked-ole", "includepicture-http",
-           "includetext-file", "includetext-http", "link-field"]
+           "includetext-file", "includetext-http", "link-field", "linked-image-charref",
+           "linked-image-utf16"]
 
 
 def words(text: str) -> str:
@@ -134,19 +151,24 @@ def test_the_canary_hears_what_is_fetched(canary: str) -> None:
     CanaryServer.hits.clear()
 
 
-def test_a_default_libreoffice_fetches_the_linked_image(canary: str, secret_file: Path,
-                                                       tmp_path: Path) -> None:
+def test_a_default_libreoffice_fetches_the_linked_images(canary: str, secret_file: Path,
+                                                        tmp_path: Path) -> None:
     """The documents are real attacks: LibreOffice with a fresh default profile and no
-    sanitizer fetches the linked image from the canary (OPTIONS, HEAD, GET with 7.4). So
-    when the tests below hear nothing, it is gendoc's defences that held."""
-    document = tmp_path / "linked-image-http.docx"
-    document.write_bytes(hostile_templates(canary, secret_file)["linked-image-http"])
-    CanaryServer.hits.clear()
+    sanitizer fetches each linked image from the canary (OPTIONS, HEAD, GET with 7.4), the
+    character-reference and UTF-16 spellings too. So when the tests below hear nothing, it
+    is gendoc's defences that held."""
+    templates = hostile_templates(canary, secret_file)
+    documents = []
+    for name in LIVE:
+        documents.append(tmp_path / f"{name}.docx")
+        documents[-1].write_bytes(templates[name])
+    CanaryServer.paths.clear()
     subprocess.run(["soffice", "--headless", f"-env:UserInstallation={(tmp_path / 'p').as_uri()}",
-                    "--convert-to", "pdf", "--outdir", str(tmp_path), str(document)],
-                   check=True, capture_output=True, timeout=180)
-    assert (tmp_path / "linked-image-http.pdf").exists()
-    assert CanaryServer.hits, "a default LibreOffice did not fetch the linked image"
+                    "--convert-to", "pdf", "--outdir", str(tmp_path), *map(str, documents)],
+                   check=True, capture_output=True, timeout=300)
+    for name, path in LIVE.items():
+        assert (tmp_path / f"{name}.pdf").exists(), name
+        assert path in CanaryServer.paths, (name, CanaryServer.paths)
     CanaryServer.hits.clear()
 
 
@@ -160,9 +182,10 @@ def test_hostile_document_reaches_libreoffice_and_fetches_nothing(
     the canary heard nothing and no local file's content is in the PDF."""
     service, converter = stack
     templates = hostile_templates(canary, secret_file)
-    assert list(templates) == HOSTILE and len(HOSTILE) == 7  # docs/security.md counts 7
+    assert list(templates) == HOSTILE and len(HOSTILE) == 9  # docs/security.md counts 9
     template = templates[name]
     CanaryServer.hits.clear()
+    CanaryServer.paths.clear()
 
     trace = f"direct-{name}-{uuid.uuid4().hex[:8]}"
     direct = httpx.post(f"{converter.url}{CONVERT}", files=[docx_file("t.docx", template)],
@@ -184,7 +207,7 @@ def test_hostile_document_reaches_libreoffice_and_fetches_nothing(
     # The hostile reference survived rendering and reached the converter, which neutralised it.
     assert len(neutralised(converter, request_id)) == 1, (name, converter.logs()[-2000:])
 
-    assert CanaryServer.hits == [], (name, CanaryServer.hits)
+    assert CanaryServer.hits == [] and CanaryServer.paths == [], (name, CanaryServer.paths)
 
 
 def test_data_cannot_add_links_or_fields(stack: tuple[ServerProcess, ServerProcess], canary: str,

@@ -6,7 +6,7 @@ import zipfile
 import zlib
 
 import pytest
-from docx_helpers import make_docx, replace_in_zip, uninflatable_bomb
+from docx_helpers import make_docx, reencoded, replace_in_zip, uninflatable_bomb
 from gendoc_service.docxpkg import inspect
 from gendoc_service.errors import InvalidDocx
 from gendoc_service.settings import ServiceSettings
@@ -71,14 +71,7 @@ def test_macro_enabled_content_type_is_refused(encoding: str) -> None:
     types = zipfile.ZipFile(io.BytesIO(docx)).read("[Content_Types].xml").replace(
         b"document.main+xml", b"document.macroEnabled.main+xml")
     with pytest.raises(InvalidDocx, match="macro"):
-        inspect(replace_in_zip(docx, "[Content_Types].xml", _encoded(types, encoding)), LIMITS)
-
-
-def _encoded(xml: bytes, encoding: str) -> bytes:
-    """`xml` (UTF-8, with a declaration) re-encoded, its declaration saying so."""
-    text = xml.decode()
-    return re.sub(r"encoding=['\"]UTF-8['\"]", f"encoding='{encoding.upper()}'", text,
-                  count=1, flags=re.I).encode(encoding)
+        inspect(replace_in_zip(docx, "[Content_Types].xml", reencoded(types, encoding)), LIMITS)
 
 
 @pytest.mark.parametrize("part", ["word/document.xml", "word/styles.xml", "_rels/.rels"])
@@ -89,9 +82,9 @@ def test_a_doctype_is_refused_in_any_part_and_encoding(part: str, encoding: str)
     decl, _, rest = xml.partition(b"?>")
     root = rest.lstrip().split(None, 1)[0][1:].rstrip(b">")
     evil = decl + b"?>" + b'<!DOCTYPE ' + root + b' [<!ENTITY e "x">]>' + rest
-    assert b"<!DOCTYPE" not in _encoded(evil, "utf-16")  # no byte pattern finds it there
+    assert b"<!DOCTYPE" not in reencoded(evil, "utf-16")  # no byte pattern finds it there
     with pytest.raises(InvalidDocx, match="DOCTYPE"):
-        inspect(replace_in_zip(docx, part, _encoded(evil, encoding)), LIMITS)
+        inspect(replace_in_zip(docx, part, reencoded(evil, encoding)), LIMITS)
 
 
 def test_a_doctype_far_into_a_large_part_is_still_found() -> None:
