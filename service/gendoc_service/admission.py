@@ -19,8 +19,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from .errors import DeadlineExceeded, TooManyRequests, retry_after
+from starlette.datastructures import Headers
+
+from gendoc import deadline as deadlines
+from gendoc.deadline import Deadline
+
+from .errors import BadRequest, DeadlineExceeded, TooManyRequests, retry_after
 from .metrics import ServiceMetrics
+
+
+def deadline_for(headers: Headers, default: float) -> Deadline:
+    """The request's deadline: `Gendoc-Timeout` (or the deprecated `X-Request-Timeout`)
+    may shorten the service's default, never lengthen it; a bad value is a 400."""
+    try:
+        return deadlines.from_headers(headers, default)
+    except deadlines.InvalidTimeout as exc:
+        raise BadRequest(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,7 @@ class Admission:
         # The same for arrivals (every request asking for a slot, refused ones too).
         self._arrival_interval = 1.0
         self._last_arrival = time.monotonic()
-        metrics.queue_capacity.set(capacity)
+        metrics.queue_limit.set(capacity)
         metrics.concurrency.set(concurrency)
 
     def retry_after(self) -> float:
@@ -84,15 +98,15 @@ class Admission:
         return predicted_wait(self._waiting, self._drain_interval)
 
     @asynccontextmanager
-    async def slot(self, deadline: float) -> AsyncIterator[None]:
-        """Hold one render slot; `deadline` is a time.monotonic() value."""
+    async def slot(self, deadline: Deadline) -> AsyncIterator[None]:
+        """Hold one render slot, waiting for it at most until `deadline`."""
         now = time.monotonic()
         self._arrival_interval += 0.2 * (now - self._last_arrival - self._arrival_interval)
         self._last_arrival = now
         # Arrivals at least 15% faster than departures: the queue is growing.
         growing = self._arrival_interval * 1.15 < self._drain_interval
         refusal = decide(self._waiting, self._inflight, self.concurrency, self.capacity,
-                         self._drain_interval, self.max_wait, deadline - now, growing)
+                         self._drain_interval, self.max_wait, deadline.at - now, growing)
         if refusal is not None:
             self._metrics.rejected.labels(refusal.reason).inc()
             kind = TooManyRequests if refusal.status == 429 else DeadlineExceeded
@@ -106,10 +120,9 @@ class Admission:
         self._waiting += 1
         self._metrics.queue_depth.set(self._waiting)
         try:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline.expired:
                 raise TimeoutError
-            async with asyncio.timeout(remaining):
+            async with asyncio.timeout(deadline.remaining()):
                 await self._slots.acquire()
         except TimeoutError:
             self._metrics.rejected.labels("deadline").inc()
@@ -121,12 +134,12 @@ class Admission:
             self._waiting -= 1
             self._metrics.queue_depth.set(self._waiting)
         self._inflight += 1
-        self._metrics.inflight.set(self._inflight)
+        self._metrics.in_flight.set(self._inflight)
         try:
             yield
         finally:
             self._inflight -= 1
-            self._metrics.inflight.set(self._inflight)
+            self._metrics.in_flight.set(self._inflight)
             self._slots.release()
             now = time.monotonic()
             if self._waiting:  # saturated: this gap is the drain rate, not idleness

@@ -1,24 +1,51 @@
 """Every error the service reports, sorted into kinds once (RFC 9457 problem details).
 
-Each problem has a stable `type` URI (documented in docs/problems.md), a status
-and a title; `detail` says what happened to this request and extra members carry
-structured context (missing variables, the part and line of a syntax error).
+Each problem has a stable `type` URI (listed with its meaning in docs/problems.md),
+a status and a title; `detail` says what happened to this request and extra members
+carry structured context (missing variables, the part and line of a syntax error).
+Every kind registers itself by slug (`KINDS`), so a problem that crossed a process
+boundary (a render worker's reply) is rebuilt by its slug (`rebuild`).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 from starlette.responses import JSONResponse
 
+from gendoc.logs import request_id
+
 PROBLEM_BASE = "https://gendoc.io/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# slug -> kind; filled by Problem.__init_subclass__ as each kind is defined.
+KINDS: dict[str, type[Problem]] = {}
+
+
+def instance_uri(rid: str) -> str | None:
+    """`urn:uuid:<request id>` (RFC 9562) when the request id is a UUID.
+
+    The service makes every request id a UUID unless the caller sent its own
+    X-Request-ID, which is kept (it ties our logs to the caller's); a caller's id
+    that is not a UUID has no URN form, and RFC 9457 makes `instance` optional.
+    """
+    try:
+        return uuid.UUID(rid).urn
+    except ValueError:
+        return None
 
 
 class Problem(Exception):
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.slug in KINDS:
+            raise TypeError(f"problem slug {cls.slug!r} is already {KINDS[cls.slug].__name__}")
+        KINDS[cls.slug] = cls
 
     def __init__(
         self,
@@ -36,9 +63,10 @@ class Problem(Exception):
     def type(self) -> str:
         return PROBLEM_BASE + self.slug
 
-    def response(self, instance: str | None = None) -> JSONResponse:
-        return JSONResponse(self.body(instance), status_code=self.status, headers=self.headers,
-                            media_type=PROBLEM_CONTENT_TYPE)
+    def response(self) -> JSONResponse:
+        """The problem as this request's response; `instance` names the request."""
+        return JSONResponse(self.body(instance_uri(request_id.get())), status_code=self.status,
+                            headers=self.headers, media_type=PROBLEM_CONTENT_TYPE)
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -51,6 +79,14 @@ class Problem(Exception):
             body["instance"] = instance
         body.update(self.extensions)
         return body
+
+
+KINDS[Problem.slug] = Problem
+
+
+def rebuild(slug: str, detail: str, extensions: dict[str, Any]) -> Problem:
+    """The problem a slug names (an unknown slug is an internal error, not a guess)."""
+    return KINDS.get(slug, Problem)(detail, **extensions)
 
 
 class BadRequest(Problem):
@@ -123,6 +159,14 @@ class TemplateRenderProblem(Problem):
 
 class TemplateSecurityProblem(Problem):
     status, slug, title = 422, "template-security-violation", "Template tried an unsafe operation"
+
+
+class RenderTimeout(Problem):
+    status, slug, title = 422, "render-time-limit", "Template took too long to render"
+
+
+class RenderMemoryLimit(Problem):
+    status, slug, title = 422, "render-memory-limit", "Template needed too much memory"
 
 
 class FormatNotImplemented(Problem):

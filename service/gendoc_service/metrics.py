@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 # The *_created series double the scrape size and nothing here reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
 # Latency buckets resolve 50 ms to 30 s: a DOCX takes ~10 ms, a one-page PDF
 # ~100 ms, a large document several seconds, and the operator's p95 target is
@@ -28,22 +28,22 @@ class ServiceMetrics:
             "gendoc_request_duration_seconds", "Time from request to response, by route.",
             ["route"], buckets=LATENCY_BUCKETS, registry=r,
         )
-        self.render_seconds = Histogram(
-            "gendoc_render_seconds", "docxtpl render time per document.",
+        self.render_duration = Histogram(
+            "gendoc_render_duration_seconds", "docxtpl render time per document.",
             buckets=LATENCY_BUCKETS, registry=r,
         )
-        self.convert_seconds = Histogram(
-            "gendoc_convert_seconds", "DOCX to PDF conversion time at the converter.",
+        self.convert_duration = Histogram(
+            "gendoc_convert_duration_seconds", "DOCX to PDF conversion time at the converter.",
             buckets=LATENCY_BUCKETS, registry=r,
         )
         self.queue_depth = Gauge(
             "gendoc_queue_depth", "Render requests admitted and waiting for a slot.", registry=r
         )
-        self.inflight = Gauge(
-            "gendoc_inflight", "Render requests being served now.", registry=r
+        self.in_flight = Gauge(
+            "gendoc_requests_in_flight", "Render requests being served now.", registry=r
         )
-        self.queue_capacity = Gauge(
-            "gendoc_queue_capacity", "How many requests may wait before 429.", registry=r
+        self.queue_limit = Gauge(
+            "gendoc_queue_limit", "How many requests may wait before 429.", registry=r
         )
         self.concurrency = Gauge(
             "gendoc_concurrency", "How many render requests are served at once.", registry=r

@@ -20,7 +20,11 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestIdMiddleware:
-    """Accept a sane X-Request-ID (or make one), echo it, and put it on every log line."""
+    """Accept a sane X-Request-ID (or make a UUID), echo it, and put it on every log line.
+
+    A made id is a UUID so that a problem's `instance` can name the request as
+    `urn:uuid:<id>`; a caller's own id is kept as sent (it ties our logs to its).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,7 +34,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
+        rid = given if _SAFE_ID.fullmatch(given) else str(uuid.uuid4())
         token = request_id.set(rid)
 
         async def send_with_id(message: Message) -> None:
@@ -117,7 +121,7 @@ class ApiKeyMiddleware:
             "Send a valid API key in X-API-Key or Authorization: Bearer.",
             headers={"WWW-Authenticate": 'Bearer realm="gendoc"'},
         )
-        await problem.response(scope["path"])(scope, receive, send)
+        await problem.response()(scope, receive, send)
 
 
 class MetricsMiddleware:

@@ -18,7 +18,8 @@ import docx.opc.phys_pkg
 import jinja2
 from docxtpl import DocxTemplate
 from jinja2 import ChainableUndefined, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 from lxml import etree
 
 from . import richdata
@@ -57,10 +58,11 @@ docx.opc.phys_pkg._ZipPkgWriter.__init__ = _fast_zip_writer  # type: ignore[meth
 _missing: ContextVar[list[str] | None] = ContextVar("gendoc_missing", default=None)
 
 
-class _TrackedDict(dict):  # type: ignore[type-arg]
+class _TrackedDict(dict[str, Any]):
     """A data mapping that knows its own path, so a missing key is reported in full."""
 
     __slots__ = ("_gendoc_path",)
+    _gendoc_path: str
 
 
 def _track(value: Any, path: str) -> Any:
@@ -179,7 +181,7 @@ def _unescape_code(match: re.Match[str]) -> str:
     return match.group(0).replace("&quot;", '"').replace("&apos;", "'").replace("&amp;", "&")
 
 
-class _Template(DocxTemplate):
+class _Template(DocxTemplate):  # type: ignore[misc]  # docxtpl has no type information
     """docxtpl's template, telling which part it is rendering when an error occurs."""
 
     def patch_xml(self, src_xml: str) -> str:

@@ -73,7 +73,7 @@ def _image(tpl: Any, spec: Any, path: str) -> InlineImage:
     return _CheckedImage(tpl, io.BytesIO(raw), path=path, **sizes)
 
 
-class _CheckedImage(InlineImage):
+class _CheckedImage(InlineImage):  # type: ignore[misc]  # docxtpl has no type information
     """An InlineImage whose unreadable bytes become a 422 naming the data path."""
 
     def __init__(self, *args: Any, path: str, **kwargs: Any) -> None:
@@ -82,7 +82,7 @@ class _CheckedImage(InlineImage):
 
     def _insert_image(self) -> str:
         try:
-            return super()._insert_image()
+            return str(super()._insert_image())
         except Exception as exc:  # python-docx's image parsers raise many kinds
             raise _bad(self.path, f"the image cannot be read ({type(exc).__name__})") from None
 

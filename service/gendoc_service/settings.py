@@ -112,8 +112,30 @@ class ServiceSettings(BaseSettings):
     # Deadlines: a request that cannot finish within this gets 503 + Retry-After.
     request_timeout: float = Field(30.0, description="Default per-request deadline, seconds.")
     converter_timeout: float = Field(
-        30.0, description="Longest a single conversion may take at the converter, seconds."
+        30.0, description="Longest a single conversion may take at the converter, seconds "
+        "(also bounded by the request's deadline, whichever comes first).",
     )
+    converter_connect_timeout: float = Field(
+        2.0, description="Longest to open a connection to the converter or answer its health "
+        "check, seconds: the sidecar is on localhost, so more means it is not there.",
+    )
+    converter_max_connections: int = Field(
+        64, description="Connections kept to the converter. Each admitted request holds at most "
+        "one (a batch four), so 64 covers the default concurrency with room to spare.",
+    )
+
+    # Kubernetes grants terminationGracePeriodSeconds between SIGTERM and SIGKILL
+    # (the operator sets the request timeout + 15 s). The service stops accepting
+    # at once and lets admitted requests finish for this long: a request admitted
+    # just before SIGTERM may need its whole deadline, hence the default.
+    shutdown_timeout: float | None = Field(
+        None, description="Longest to let admitted requests finish after SIGTERM, seconds "
+        "(default: request_timeout).",
+    )
+
+    def drain_seconds(self) -> float:
+        """The graceful-shutdown time uvicorn gives open requests."""
+        return self.request_timeout if self.shutdown_timeout is None else self.shutdown_timeout
 
     def accepted_api_keys(self) -> list[str]:
         keys = list(self.api_keys)

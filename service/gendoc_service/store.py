@@ -35,11 +35,11 @@ from typing import Any
 from .cache import ByteLRU
 from .errors import (
     InvalidTemplateName,
-    retry_after,
     StoreUnavailable,
     TemplateNotFound,
     TemplateReadOnly,
     VersionNotFound,
+    retry_after,
 )
 
 # Letters, digits, '.', '_' and '-', starting with a letter or digit: no path

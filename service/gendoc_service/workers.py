@@ -17,25 +17,20 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import resource
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
 
+from gendoc.deadline import Deadline
+
 from . import errors
+from .backends import Budget
 
 log = logging.getLogger(__name__)
 
 
 _GC_EVERY = 10  # renders between full collections while requests keep coming
-
-
-class RenderTimeout(errors.Problem):
-    status, slug, title = 422, "render-time-limit", "Template took too long to render"
-
-
-class RenderMemoryLimit(errors.Problem):
-    status, slug, title = 422, "render-memory-limit", "Template needed too much memory"
 
 
 @dataclass(frozen=True)
@@ -44,6 +39,46 @@ class WorkerLimits:
     timeout: float  # seconds of wall time per render
     memory_bytes: int  # address-space limit of a worker (0: none)
     max_tasks: int
+
+
+@dataclass(frozen=True)
+class Job:
+    docx: bytes
+    data: dict[str, Any]
+    strict: bool
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a worker answers: the document, or a problem by slug (rebuilt in the parent)."""
+
+    document: bytes = b""
+    slug: str = ""  # empty: rendered
+    detail: str = ""
+    extensions: dict[str, Any] = field(default_factory=dict)
+    replace: bool = False  # the worker is not fit for another job (memory, death)
+
+    @classmethod
+    def of(cls, problem: errors.Problem, *, replace: bool = False) -> Reply:
+        return cls(slug=problem.slug, detail=problem.detail, extensions=problem.extensions,
+                   replace=replace)
+
+
+def _render_reply(renderer: Any, job: Job, conn: multiprocessing.connection.Connection) -> Reply:
+    try:
+        return Reply(renderer.render(job.docx, job.data, strict=job.strict))
+    except errors.Problem as problem:
+        return Reply.of(problem)
+    except MemoryError:
+        # The heap may be in any state now: answer, then let the parent replace us.
+        conn.send(Reply.of(errors.RenderMemoryLimit(
+            "Rendering exceeded the worker's memory limit; the worker was replaced."),
+            replace=True))
+        os._exit(3)
+    except RecursionError:
+        return Reply.of(errors.TemplateRenderProblem("The template nests too deeply."))
+    except Exception as exc:  # reported to the parent, which logs it
+        return Reply(slug=errors.Problem.slug, detail=f"{type(exc).__name__}: {exc}")
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, limits: WorkerLimits) -> None:
@@ -63,27 +98,18 @@ def _worker_main(conn: multiprocessing.connection.Connection, limits: WorkerLimi
     since_gc = 0
     while True:
         try:
-            docx, data, strict = conn.recv()
+            job = conn.recv()
         except (EOFError, OSError):
             return
-        try:
-            reply: tuple[Any, ...] = ("ok", renderer.render(docx, data, strict=strict))
-        except errors.Problem as problem:
-            reply = ("problem", type(problem).__name__, problem.detail, problem.extensions)
-        except MemoryError:
-            # The heap may be in any state now: answer, then let the parent replace us.
-            conn.send(("problem", "RenderMemoryLimit",
-                       "Rendering exceeded the worker's memory limit.", {}))
-            os._exit(3)
-        except RecursionError:
-            reply = ("problem", "TemplateRenderProblem", "The template nests too deeply.", {})
-        except Exception as exc:  # reported to the parent, which logs it
-            reply = ("error", f"{type(exc).__name__}: {exc}")
-        conn.send(reply)
+        conn.send(_render_reply(renderer, job, conn))
         since_gc += 1
         if since_gc >= _GC_EVERY or not conn.poll(0):
             gc.collect()
             since_gc = 0
+
+
+_DIED = Reply.of(errors.RenderMemoryLimit(
+    "The render worker died (memory limit or crash); it was replaced."), replace=True)
 
 
 class _Worker:
@@ -95,15 +121,16 @@ class _Worker:
         child.close()
         self.tasks = 0
 
-    def call(self, job: tuple[Any, ...], timeout: float) -> tuple[Any, ...] | None:
-        """Send a job and wait for its reply; None on timeout or death."""
+    def call(self, job: Job, timeout: float) -> Reply | None:
+        """Send a job and wait for its reply; None on timeout."""
         try:
             self.conn.send(job)
             if not self.conn.poll(timeout):
                 return None
-            return self.conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
-            return ("dead",)
+            reply = self.conn.recv()
+        except (EOFError, OSError):
+            return _DIED
+        return reply if isinstance(reply, Reply) else _DIED
 
     def stop(self) -> None:
         self.conn.close()
@@ -112,12 +139,9 @@ class _Worker:
         self.process.join(5)
 
 
-_PROBLEMS: dict[str, type[errors.Problem]] = {
-    cls.__name__: cls for cls in (*errors.Problem.__subclasses__(), RenderTimeout, RenderMemoryLimit)
-}
+class ProcessBackend:
+    """Renders in `size` worker processes, each replaced when it hits a limit."""
 
-
-class RenderPool:
     def __init__(self, size: int, limits: WorkerLimits) -> None:
         self.size = size
         self.limits = limits
@@ -149,38 +173,33 @@ class RenderPool:
         self.replaced += 1
         return fresh
 
-    async def render(self, docx: bytes, data: dict[str, Any], strict: bool, timeout: float) -> bytes:
-        worker = await self._idle.get()
-        budget = min(timeout, self.limits.timeout)
-        reply: tuple[Any, ...] | None = None
+    async def _release(self, worker: _Worker, reply: Reply | None) -> None:
+        """Back to idle if known-good, else replaced (even after a cancellation)."""
+        worker.tasks += 1
+        if reply is None or reply.replace:
+            worker = await to_thread.run_sync(self._replace, worker, "limit or crash")
+        elif worker.tasks >= self.limits.max_tasks:
+            worker = await to_thread.run_sync(self._replace, worker, "max tasks")
+        self._idle.put_nowait(worker)
+
+    async def render(self, docx: bytes, data: dict[str, Any], strict: bool,
+                     deadline: Deadline) -> bytes:
         try:
-            reply = await to_thread.run_sync(worker.call, (docx, data, strict), budget)
+            async with asyncio.timeout(deadline.remaining()):
+                worker = await self._idle.get()
+        except TimeoutError:
+            raise Budget(0.0, self.limits.timeout).exceeded() from None
+        allowed = Budget.of(deadline, self.limits.timeout)
+        reply: Reply | None = None
+        try:
+            reply = await to_thread.run_sync(worker.call, Job(docx, data, strict), allowed.seconds)
         finally:
-            # Whatever happened (even cancellation while waiting), the worker goes
-            # back idle only if it is known-good; otherwise it is replaced.
-            worker.tasks += 1
-            if reply is None or reply[0] == "dead" or (
-                reply[0] == "problem" and reply[1] == "RenderMemoryLimit"
-            ):
-                worker = await to_thread.run_sync(self._replace, worker, "limit or crash")
-            elif worker.tasks >= self.limits.max_tasks:
-                worker = await to_thread.run_sync(self._replace, worker, "max tasks")
-            self._idle.put_nowait(worker)
+            await self._release(worker, reply)
         if reply is None:
-            if budget < self.limits.timeout:
-                raise errors.DeadlineExceeded(
-                    "The request's deadline passed while its document was rendered.",
-                    headers=errors.retry_after(1))
-            raise RenderTimeout(
-                f"Rendering took longer than {self.limits.timeout:g} s; the worker was replaced.",
-                limit_seconds=self.limits.timeout)
-        kind = reply[0]
-        if kind == "ok":
-            return reply[1]
-        if kind == "problem":
-            _, name, detail, extensions = reply
-            raise _PROBLEMS.get(name, errors.TemplateRenderProblem)(detail, **extensions)
-        if kind == "dead":
-            raise RenderMemoryLimit("The render worker died (memory limit or crash); it was replaced.")
-        log.error("render worker failed: %s", reply[1])
-        raise errors.Problem("Rendering failed unexpectedly; it has been logged.")
+            raise allowed.exceeded("; the worker was replaced")
+        if not reply.slug:
+            return reply.document
+        if reply.slug == errors.Problem.slug:
+            log.error("render worker failed: %s", reply.detail)
+            raise errors.Problem("Rendering failed unexpectedly; it has been logged.")
+        raise errors.rebuild(reply.slug, reply.detail, reply.extensions)

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 EXAMPLES = Path(__file__).parent / "examples"
+
+
+class ClientSettings(BaseSettings):
+    """What `gendoc render` reads from the environment (GENDOC_URL)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENDOC_", extra="ignore")
+
+    url: str = Field("http://127.0.0.1:8080", description="The service that `render` calls.")
 
 
 def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
@@ -28,12 +39,16 @@ def _serve(args: argparse.Namespace) -> int:
     from gendoc import logs
 
     settings = ServiceSettings(**_overrides(
-        args, ["host", "port", "store_dir", "converter_url", "concurrency", "queue_capacity", "log_level"]
+        args, ["host", "port", "store_dir", "converter_url", "concurrency", "queue_capacity",
+               "shutdown_timeout", "log_level"]
     ))
     logs.configure(settings.log_level, settings.log_format)
+    # On SIGTERM uvicorn stops accepting, lets open requests finish for this long
+    # (GENDOC_SHUTDOWN_TIMEOUT, within the pod's grace period), then the app's
+    # lifespan stops the render workers.
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(settings.drain_seconds()),
     )
     return 0
 
@@ -159,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--converter-url", help="Gotenberg-compatible converter; '' disables PDF")
     p.add_argument("--concurrency", type=int, help="render requests served at once")
     p.add_argument("--queue-capacity", type=int, help="requests that may wait before 429")
+    p.add_argument("--shutdown-timeout", type=float,
+                   help="seconds admitted requests may take to finish after SIGTERM")
     p.add_argument("--log-level")
     p.set_defaults(func=_serve)
 
@@ -194,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (.pdf or .docx)")
     p.add_argument("--format", choices=["pdf", "docx"])
     p.add_argument("--strict", action="store_true", help="422 on undefined variables")
-    p.add_argument("--url", default=os.environ.get("GENDOC_URL", "http://127.0.0.1:8080"))
+    p.add_argument("--url", default=ClientSettings().url,
+                   help="the service (GENDOC_URL; default http://127.0.0.1:8080)")
     p.add_argument("--timeout", type=float, default=60.0)
     p.set_defaults(func=_render)
 

@@ -156,13 +156,16 @@ def test_the_service_client_speaks_to_it(converter: object) -> None:
     """gendoc_service's converter client (the other side of this API) gets a PDF."""
     import asyncio
 
-    from gendoc_service.converter import ConverterClient
+    from gendoc_service.converter_client import ConverterClient
+
+    from gendoc.deadline import Deadline
 
     async def convert() -> bytes:
         client = ConverterClient(converter.url)  # type: ignore[attr-defined]
         try:
             assert await client.healthy()
-            return await client.to_pdf(make_docx("Through the client"), timeout=30)
+            return await client.to_pdf(make_docx("Through the client"),
+                                         deadline=Deadline.after(30))
         finally:
             await client.aclose()
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import ServerProcess, start_service
 from docx_helpers import make_docx
 
-from conftest import ServerProcess, start_service
 from gendoc.readiness import wait_until
 
 # ~2-4 s of pure Jinja looping on this machine: long enough to hold the slot.
@@ -30,8 +30,12 @@ FAST = make_docx("fast")
 def one_slot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = start_service(
         tmp_path_factory.mktemp("admission"),
+        # The time bound on the queue (GENDOC_MAX_QUEUE_WAIT, tested in
+        # test_admission_decide) is lifted: the slow render makes the measured
+        # drain interval seconds long, and whether arrivals here count as a
+        # growing queue depends on this machine's timing.
         env={"GENDOC_CONCURRENCY": "1", "GENDOC_QUEUE_CAPACITY": "1", "GENDOC_RENDER_WORKERS": "1",
-             "GENDOC_RENDER_TIMEOUT": "20"},
+             "GENDOC_RENDER_TIMEOUT": "20", "GENDOC_MAX_QUEUE_WAIT": "600"},
     )
     yield server
     server.stop()
@@ -58,7 +62,7 @@ def in_background(fn, *args, **kw) -> tuple[threading.Thread, list]:  # type: ig
 
 def test_full_queue_is_429_with_retry_after(one_slot: ServerProcess) -> None:
     t1, r1 = in_background(post, one_slot, SLOW)
-    wait_until(lambda: gauge(one_slot, "gendoc_inflight") == 1, 10, what="slot taken")
+    wait_until(lambda: gauge(one_slot, "gendoc_requests_in_flight") == 1, 10, what="slot taken")
     t2, r2 = in_background(post, one_slot, FAST)
     wait_until(lambda: gauge(one_slot, "gendoc_queue_depth") == 1, 10, what="queue place taken")
     refused = post(one_slot, FAST)
@@ -71,11 +75,12 @@ def test_full_queue_is_429_with_retry_after(one_slot: ServerProcess) -> None:
     assert r1[0].status_code == 200 and r2[0].status_code == 200
 
 
-def test_deadline_passing_in_the_queue_is_503(one_slot: ServerProcess) -> None:
+@pytest.mark.parametrize("header", ["gendoc-timeout", "x-request-timeout"])
+def test_deadline_passing_in_the_queue_is_503(one_slot: ServerProcess, header: str) -> None:
     t1, r1 = in_background(post, one_slot, SLOW)
-    wait_until(lambda: gauge(one_slot, "gendoc_inflight") == 1, 10, what="slot taken")
-    late = post(one_slot, FAST, headers={"x-request-timeout": "0.3"})
-    assert late.status_code == 503
+    wait_until(lambda: gauge(one_slot, "gendoc_requests_in_flight") == 1, 10, what="slot taken")
+    late = post(one_slot, FAST, headers={header: "0.3"})
+    assert late.status_code == 503, late.text
     assert late.json()["type"].endswith("/deadline-exceeded")
     assert int(late.headers["retry-after"]) >= 1
     t1.join(60)
@@ -84,22 +89,24 @@ def test_deadline_passing_in_the_queue_is_503(one_slot: ServerProcess) -> None:
 
 def test_a_disconnected_client_leaves_the_queue(one_slot: ServerProcess) -> None:
     t1, r1 = in_background(post, one_slot, SLOW)
-    wait_until(lambda: gauge(one_slot, "gendoc_inflight") == 1, 10, what="slot taken")
+    wait_until(lambda: gauge(one_slot, "gendoc_requests_in_flight") == 1, 10, what="slot taken")
     # This client gives up after 0.5 s, while it is still queued.
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{one_slot.url}/v1/render", files={"template": ("t.docx", FAST)},
                    data={"format": "docx"}, timeout=httpx.Timeout(10, read=0.5))
     wait_until(lambda: gauge(one_slot, "gendoc_queue_depth") == 0, 5, what="queue place freed")
-    assert gauge(one_slot, "gendoc_inflight") == 1  # the slow one is still being served
+    assert gauge(one_slot, "gendoc_requests_in_flight") == 1  # the slow one is still being served
     text = httpx.get(f"{one_slot.url}/metrics").text
     assert 'gendoc_rejected_total{reason="client_disconnected"} 1.0' in text
     t1.join(60)
     assert r1[0].status_code == 200
 
 
-def test_bad_timeout_header_is_400(one_slot: ServerProcess) -> None:
-    r = post(one_slot, FAST, headers={"x-request-timeout": "soon"})
-    assert r.status_code == 400
+@pytest.mark.parametrize("header", ["gendoc-timeout", "x-request-timeout"])
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan"])
+def test_bad_timeout_header_is_400(one_slot: ServerProcess, header: str, value: str) -> None:
+    r = post(one_slot, FAST, headers={header: value})
+    assert r.status_code == 400 and r.json()["type"].endswith("/bad-request")
 
 
 def test_rate_limit_answers_429_with_ratelimit_headers(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -107,11 +114,13 @@ def test_rate_limit_answers_429_with_ratelimit_headers(tmp_path_factory: pytest.
                            env={"GENDOC_RATE_LIMIT_PER_MINUTE": "6", "GENDOC_RATE_LIMIT_BURST": "2"})
     try:
         first = post(server, FAST, headers={"x-api-key": "team-a"})
-        assert first.status_code == 200 and first.headers["ratelimit-remaining"] == "1"
+        assert first.status_code == 200
+        assert first.headers["ratelimit-policy"] == '"client";q=2;w=20'
+        assert first.headers["ratelimit"].startswith('"client";r=1;')
         assert post(server, FAST, headers={"x-api-key": "team-a"}).status_code == 200
         refused = post(server, FAST, headers={"x-api-key": "team-a"})
         assert refused.status_code == 429
-        assert refused.headers["ratelimit-limit"] == "2" and refused.headers["ratelimit-remaining"] == "0"
+        assert refused.headers["ratelimit"].startswith('"client";r=0;')
         assert 1 <= int(refused.headers["retry-after"]) <= 10
         # Another client has its own bucket.
         assert post(server, FAST, headers={"x-api-key": "team-b"}).status_code == 200

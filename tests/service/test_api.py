@@ -7,9 +7,8 @@ import uuid
 
 import httpx
 import pytest
-from docx_helpers import make_docx, part_texts
-
 from conftest import EXAMPLES
+from docx_helpers import make_docx, part_texts
 
 PROBLEM = "application/problem+json"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -180,14 +179,26 @@ def test_metrics_use_the_design_names(client: httpx.Client) -> None:
     client.get("/healthz")
     text = client.get("/metrics").text
     for name in ("gendoc_requests_total", "gendoc_request_duration_seconds_bucket",
-                 "gendoc_render_seconds_bucket", "gendoc_convert_seconds_bucket", "gendoc_queue_depth",
-                 "gendoc_inflight", "gendoc_queue_capacity"):
+                 "gendoc_render_duration_seconds_bucket", "gendoc_convert_duration_seconds_bucket",
+                 "gendoc_queue_depth", "gendoc_requests_in_flight", "gendoc_queue_limit"):
         assert name in text
     assert 'gendoc_requests_total{code="200",route="/healthz"}' in text
     assert 'le="0.05"' in text and 'le="30.0"' in text
 
 
 def test_request_id_is_generated_when_absent_or_unsafe(client: httpx.Client) -> None:
-    assert len(client.get("/healthz").headers["x-request-id"]) == 32
+    made = client.get("/healthz").headers["x-request-id"]
+    assert str(uuid.UUID(made)) == made  # a UUID in its canonical form
     r = client.get("/healthz", headers={"x-request-id": "bad id\twith junk"})
     assert r.headers["x-request-id"] != "bad id\twith junk"
+
+
+def test_problem_instance_names_the_request(client: httpx.Client) -> None:
+    made = client.get("/v1/templates/no-such-one")
+    assert made.json()["instance"] == f"urn:uuid:{made.headers['x-request-id']}"
+    given = str(uuid.uuid4())
+    r = client.get("/v1/templates/no-such-one", headers={"x-request-id": given})
+    assert r.json()["instance"] == f"urn:uuid:{given}" and r.headers["x-request-id"] == given
+    # A caller's id that is not a UUID is kept; it has no URN, so no instance.
+    own = client.get("/v1/templates/no-such-one", headers={"x-request-id": "req-42"})
+    assert own.headers["x-request-id"] == "req-42" and "instance" not in own.json()

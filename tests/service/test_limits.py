@@ -8,9 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from docx_helpers import make_docx
-
 from conftest import ServerProcess, start_service
+from docx_helpers import make_docx
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 

@@ -9,7 +9,8 @@ def test_burst_then_refusal_then_refill() -> None:
     refused = rl.take("a", 100.0)
     assert not refused.allowed and refused.remaining == 0
     assert refused.headers()["Retry-After"] == "1"
-    assert refused.headers()["RateLimit-Limit"] == "3"
+    assert refused.headers()["RateLimit-Policy"] == '"client";q=3;w=3'
+    assert refused.headers()["RateLimit"] == '"client";r=0;t=3'
     assert rl.take("a", 101.0).allowed  # one token per second at 60/min
     assert not rl.take("a", 101.0).allowed
 
@@ -26,6 +27,7 @@ def test_reset_counts_until_full() -> None:
     rl = RateLimiter(per_minute=120, burst=4)
     d = rl.take("a", 0)
     assert d.remaining == 3 and d.reset == 0.5
+    assert d.headers() == {"RateLimit-Policy": '"client";q=4;w=2', "RateLimit": '"client";r=3;t=1'}
 
 
 def test_keys_hash_api_keys() -> None:

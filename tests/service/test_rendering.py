@@ -5,7 +5,6 @@ import io
 import pytest
 from docx import Document
 from docx_helpers import make_docx, part_texts
-
 from gendoc_service.errors import (
     TemplateRenderProblem,
     TemplateSecurityProblem,

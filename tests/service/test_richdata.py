@@ -10,11 +10,10 @@ import zipfile
 
 import httpx
 import pytest
+from conftest import CORPUS
 from docx.shared import Mm
 from docx_helpers import make_docx, part_texts
 from docxtpl import DocxTemplate, InlineImage
-
-from conftest import CORPUS
 from gendoc_service.errors import InvalidRequest
 from gendoc_service.rendering import Renderer
 

@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from gendoc_service.errors import InvalidTemplateName, TemplateNotFound, VersionNotFound
 from gendoc_service.store import DirectoryStore, content_id, validate_name
 

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import httpx
-from docx_helpers import part_texts
-
 from conftest import EXAMPLES, start_service
+from docx_helpers import part_texts
 
 
 def test_a_mounted_docx_is_listed_described_and_rendered(tmp_path: Path) -> None:

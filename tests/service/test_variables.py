@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from jinja2.sandbox import SandboxedEnvironment
-
 from gendoc_service.variables import as_tree, collect_paths
+from jinja2.sandbox import SandboxedEnvironment
 
 ENV = SandboxedEnvironment()
 

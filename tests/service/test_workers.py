@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from docx_helpers import make_docx, part_texts
-
 from conftest import ServerProcess, start_service
+from docx_helpers import make_docx, part_texts
 
 
 @pytest.fixture(scope="module")

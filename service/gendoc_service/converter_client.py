@@ -6,6 +6,8 @@ import logging
 
 import httpx
 
+from gendoc import deadline as deadlines
+from gendoc.deadline import Deadline
 from gendoc.logs import request_id
 
 from .errors import ConversionFailed, ConverterUnavailable, DeadlineExceeded, retry_after
@@ -13,52 +15,65 @@ from .errors import ConversionFailed, ConverterUnavailable, DeadlineExceeded, re
 log = logging.getLogger(__name__)
 
 CONVERT_PATH = "/forms/libreoffice/convert"
-# Header our converter reads to stop working on a request nobody waits for any
-# more; a real Gotenberg ignores it (its own limit is --api-timeout).
-DEADLINE_HEADER = "Gendoc-Timeout"
 _DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 class ConverterClient:
-    def __init__(self, base_url: str, *, max_connections: int = 64) -> None:
+    """One pooled HTTP client for the process (keep-alive to the sidecar on localhost).
+
+    `timeout` bounds one conversion whatever the request's deadline (the
+    converter_timeout setting); `connect_timeout` bounds opening a connection.
+    """
+
+    def __init__(self, base_url: str, *, max_connections: int = 64, timeout: float = 30.0,
+                 connect_timeout: float = 2.0) -> None:
         self.base_url = base_url.rstrip("/")
-        # One pooled client for the process: keep-alive to the sidecar on localhost.
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            timeout=httpx.Timeout(30.0, connect=2.0),
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections),
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
         )
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def healthy(self, timeout: float = 2.0) -> bool:
+    async def healthy(self) -> bool:
         try:
-            response = await self._http.get("/health", timeout=timeout)
+            response = await self._http.get("/health", timeout=self.connect_timeout)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
 
-    async def to_pdf(self, docx: bytes, *, timeout: float, filename: str = "document.docx") -> bytes:
-        """Convert one document; `timeout` is what is left of the request's deadline."""
-        return await self.convert([(filename, docx)], timeout=timeout)
+    async def to_pdf(self, docx: bytes, *, deadline: Deadline,
+                     filename: str = "document.docx") -> bytes:
+        """Convert one document before `deadline` (the request's)."""
+        return await self.convert([(filename, docx)], deadline=deadline)
 
-    async def convert(self, documents: list[tuple[str, bytes]], *, timeout: float,
+    async def convert(self, documents: list[tuple[str, bytes]], *, deadline: Deadline,
                       merge: bool = False) -> bytes:
         """Convert documents: one PDF for one document or with `merge`, else a zip."""
-        if timeout <= 0:
-            raise DeadlineExceeded("No time was left for the PDF conversion.", headers=retry_after(1))
-        headers = {"Gotenberg-Trace": request_id.get(), DEADLINE_HEADER: f"{timeout:.3f}"}
+        if deadline.expired:
+            raise DeadlineExceeded("No time was left for the PDF conversion.",
+                                   headers=retry_after(1))
+        # The converter stops working on a request nobody waits for any more; a
+        # real Gotenberg ignores the header (its own limit is --api-timeout).
+        bound = deadline.within(self.timeout)
+        headers = {"Gotenberg-Trace": request_id.get(), deadlines.HEADER: bound.header_value()}
         files = [("files", (name, data, _DOCX)) for name, data in documents]
+        left = bound.remaining()
         try:
             response = await self._http.post(
                 CONVERT_PATH, files=files, headers=headers,
                 data={"merge": "true"} if merge else None,
-                timeout=httpx.Timeout(timeout, connect=min(2.0, timeout)),
+                timeout=httpx.Timeout(left, connect=min(self.connect_timeout, left)),
             )
         except httpx.TimeoutException:
             raise DeadlineExceeded(
-                "The PDF conversion did not finish within the request's deadline.",
+                "The PDF conversion did not finish in time (the request's deadline or "
+                "the converter timeout).",
                 headers=retry_after(2),
             ) from None
         except httpx.HTTPError as exc:

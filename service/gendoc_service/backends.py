@@ -1,0 +1,82 @@
+"""Where docxtpl runs: one protocol, two backends (worker processes, threads).
+
+The routes and the pipeline see only `RenderBackend.render(docx, data, strict,
+deadline)`. Both backends answer by the earlier of the request's deadline and the
+per-render limit, with the same problems: `DeadlineExceeded` (503) when the
+request's deadline came first, `RenderTimeout` (422) when the render limit did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from anyio import to_thread
+
+from gendoc.deadline import Deadline
+
+from .errors import DeadlineExceeded, Problem, RenderTimeout, retry_after
+from .rendering import Renderer
+
+
+class RenderBackend(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def render(self, docx: bytes, data: dict[str, Any], strict: bool,
+                     deadline: Deadline) -> bytes:
+        """The rendered .docx, or a Problem (template error, time or memory limit)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long one render may take, and which bound that is."""
+
+    seconds: float
+    limit: float  # the per-render limit (GENDOC_RENDER_TIMEOUT)
+
+    @classmethod
+    def of(cls, deadline: Deadline, limit: float) -> Budget:
+        return cls(min(deadline.remaining(), limit), limit)
+
+    def exceeded(self, what: str = "") -> Problem:
+        """The problem for a render that used the whole budget."""
+        if self.seconds < self.limit:
+            return DeadlineExceeded(
+                "The request's deadline passed while its document was rendered.",
+                headers=retry_after(1))
+        return RenderTimeout(f"Rendering took longer than {self.limit:g} s{what}.",
+                             limit_seconds=self.limit)
+
+
+class ThreadBackend:
+    """Renders in threads of this process (GENDOC_RENDER_WORKERS=0): no memory limit.
+
+    A thread cannot be stopped, so one that overruns keeps its CPU until the
+    template finishes; the request is answered at its time anyway, and the
+    admission slot is freed for the next one.
+    """
+
+    def __init__(self, renderer: Renderer, limit: float) -> None:
+        self._renderer = renderer
+        self.limit = limit
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def render(self, docx: bytes, data: dict[str, Any], strict: bool,
+                     deadline: Deadline) -> bytes:
+        work = functools.partial(self._renderer.render, docx, data, strict=strict)
+        allowed = Budget.of(deadline, self.limit)
+        try:
+            async with asyncio.timeout(allowed.seconds):
+                return await to_thread.run_sync(work, abandon_on_cancel=True)
+        except TimeoutError:
+            raise allowed.exceeded() from None

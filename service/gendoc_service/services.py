@@ -1,0 +1,101 @@
+"""Everything a request handler uses, built once in lifespan and reached through `of`.
+
+Construction (`Services.build`) is apart from start-up and shutdown (`running`):
+the store is opened and the render workers started when the app starts, and on
+shutdown the workers stop before the converter client closes (requests still
+finishing may need both until uvicorn's graceful shutdown ends).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from . import docxpkg
+from .admission import Admission
+from .backends import RenderBackend, ThreadBackend
+from .converter_client import ConverterClient
+from .metrics import ServiceMetrics
+from .ratelimit import RateLimiter
+from .rendering import Renderer
+from .settings import MiB, ServiceSettings
+from .store import DirectoryStore
+from .workers import ProcessBackend, WorkerLimits
+
+STATE_KEY = "services"  # the lifespan state's one entry
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: ServiceSettings
+    metrics: ServiceMetrics
+    store: DirectoryStore
+    inspector: Renderer  # compiles uploads and lists their variables, in this process
+    backend: RenderBackend  # renders documents (worker processes or threads)
+    converter: ConverterClient | None  # None: no converter, PDF output is 501
+    admission: Admission
+    limiter: RateLimiter | None  # None: no per-client rate limit
+    package_limits: docxpkg.PackageLimits
+
+    @classmethod
+    def of(cls, request: Request) -> Services:
+        found = getattr(request.state, STATE_KEY, None)
+        if not isinstance(found, cls):
+            raise RuntimeError("the app was started without its lifespan")
+        return found
+
+    @classmethod
+    def build(cls, settings: ServiceSettings, metrics: ServiceMetrics) -> Services:
+        # The caches share cache_bytes: half for template bytes in the store, half
+        # for compiled Jinja parts (per renderer, so per worker process too).
+        half = settings.cache_bytes // 2
+        inspector = Renderer(half)
+        return cls(
+            settings=settings,
+            metrics=metrics,
+            store=DirectoryStore(settings.store_dir, max_name_length=settings.max_name_length,
+                                 cache_bytes=half),
+            inspector=inspector,
+            backend=_backend(settings, inspector),
+            converter=_converter(settings),
+            admission=Admission(settings.concurrency, settings.queue_capacity, metrics,
+                                max_wait=settings.max_queue_wait),
+            limiter=(RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+                     if settings.rate_limit_per_minute > 0 else None),
+            package_limits=docxpkg.PackageLimits(
+                settings.max_zip_entries, settings.max_unzipped_bytes,
+                settings.max_compression_ratio),
+        )
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Services]:
+        self.store.open()
+        await self.backend.start()
+        try:
+            yield self
+        finally:
+            await self.backend.close()
+            if self.converter is not None:
+                await self.converter.aclose()
+
+
+def _backend(settings: ServiceSettings, renderer: Renderer) -> RenderBackend:
+    if settings.render_workers <= 0:
+        return ThreadBackend(renderer, settings.render_timeout)
+    return ProcessBackend(settings.render_workers, WorkerLimits(
+        cache_bytes=settings.cache_bytes // 2,
+        timeout=settings.render_timeout,
+        memory_bytes=settings.render_memory_mb * MiB,
+        max_tasks=settings.render_max_tasks,
+    ))
+
+
+def _converter(settings: ServiceSettings) -> ConverterClient | None:
+    if not settings.converter_url:
+        return None
+    return ConverterClient(settings.converter_url, max_connections=settings.converter_max_connections,
+                           timeout=settings.converter_timeout,
+                           connect_timeout=settings.converter_connect_timeout)
