@@ -1,1 +1,2 @@
-"""The gendoc rendering service (Starlette): template store, docxtpl rendering, PDF via the converter."""
+"""The gendoc rendering service (Starlette): template store, docxtpl rendering, PDF via the
+converter."""

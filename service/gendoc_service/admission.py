@@ -114,7 +114,8 @@ class Admission:
                 f"The render queue is full ({self._waiting} waiting, about "
                 f"{refusal.retry_after:.1f} s to a free slot); retry later."
                 if refusal.status == 429 else
-                f"The request's deadline would pass before its turn (about {refusal.retry_after:.1f} s).",
+                "The request's deadline would pass before its turn "
+                f"(about {refusal.retry_after:.1f} s).",
                 headers=retry_after(refusal.retry_after),
             )
         self._waiting += 1

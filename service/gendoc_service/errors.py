@@ -177,10 +177,6 @@ class TooManyRequests(Problem):
     status, slug, title = 429, "too-many-requests", "Too many requests"
 
 
-class ServiceUnavailable(Problem):
-    status, slug, title = 503, "service-unavailable", "Service temporarily unavailable"
-
-
 class DeadlineExceeded(Problem):
     status, slug, title = 503, "deadline-exceeded", "Deadline exceeded"
 

@@ -67,7 +67,9 @@ class _TrackedDict(dict[str, Any]):
 
 def _track(value: Any, path: str) -> Any:
     if isinstance(value, dict):
-        tracked = _TrackedDict((k, _track(v, f"{path}.{k}" if path else str(k))) for k, v in value.items())
+        tracked = _TrackedDict(
+            (k, _track(v, f"{path}.{k}" if path else str(k))) for k, v in value.items()
+        )
         tracked._gendoc_path = path
         return tracked
     if isinstance(value, list):
@@ -213,7 +215,8 @@ def _part_kind(partname: str) -> str:
     return "body"
 
 
-def _syntax_problem(exc: TemplateSyntaxError, partname: str, source: str | None) -> TemplateSyntaxProblem:
+def _syntax_problem(exc: TemplateSyntaxError, partname: str,
+                    source: str | None) -> TemplateSyntaxProblem:
     kind = _part_kind(partname)
     line = exc.lineno
     extra: dict[str, Any] = {"part": kind, "partname": partname, "line": line}
@@ -277,7 +280,9 @@ class Renderer:
         except Problem:
             raise
         except SecurityError as exc:
-            raise TemplateSecurityProblem(f"The template tried an unsafe operation: {exc}.") from None
+            raise TemplateSecurityProblem(
+                f"The template tried an unsafe operation: {exc}."
+            ) from None
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError,
                 AttributeError, etree.XMLSyntaxError) as exc:
             raise TemplateRenderProblem(

@@ -26,8 +26,8 @@ from docxtpl import InlineImage, Listing, RichText
 from .errors import InvalidRequest
 
 MARKERS = ("$image", "$richtext", "$listing")
-_RUN_KEYS = {"text", "bold", "italic", "underline", "strike", "color", "highlight", "size_pt", "font",
-             "style", "superscript", "subscript", "url"}
+_RUN_KEYS = {"text", "bold", "italic", "underline", "strike", "color", "highlight", "size_pt",
+             "font", "style", "superscript", "subscript", "url"}
 _URL_SCHEMES = ("http://", "https://", "mailto:")
 
 
@@ -91,7 +91,8 @@ def _richtext(tpl: Any, spec: Any, path: str) -> RichText:
     if isinstance(spec, str):
         return RichText(spec)
     if not isinstance(spec, list) or not all(isinstance(r, dict) for r in spec):
-        raise _bad(path, '"$richtext" is a string or a list of runs like {"text": "...", "bold": true}')
+        raise _bad(path, '"$richtext" is a string or a list of runs like '
+                   '{"text": "...", "bold": true}')
     rich = RichText()
     for i, run in enumerate(spec):
         unknown = set(run) - _RUN_KEYS

@@ -96,6 +96,7 @@ def _backend(settings: ServiceSettings, renderer: Renderer) -> RenderBackend:
 def _converter(settings: ServiceSettings) -> ConverterClient | None:
     if not settings.converter_url:
         return None
-    return ConverterClient(settings.converter_url, max_connections=settings.converter_max_connections,
+    return ConverterClient(settings.converter_url,
+                           max_connections=settings.converter_max_connections,
                            timeout=settings.converter_timeout,
                            connect_timeout=settings.converter_connect_timeout)

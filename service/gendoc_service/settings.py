@@ -107,7 +107,9 @@ class ServiceSettings(BaseSettings):
     api_keys_file: Path | None = Field(None, description="File with one API key per line.")
 
     # Slow uploads hold a connection and a parser; bound the time to send a body.
-    body_timeout: float = Field(30.0, description="Longest time to receive a request body, seconds.")
+    body_timeout: float = Field(
+        30.0, description="Longest time to receive a request body, seconds."
+    )
 
     # Deadlines: a request that cannot finish within this gets 503 + Retry-After.
     request_timeout: float = Field(30.0, description="Default per-request deadline, seconds.")

@@ -263,7 +263,8 @@ class DirectoryStore:
 
     def _plain_version(self, name: str) -> Version:
         data = self._plain_bytes(name)
-        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._plain(name).stat().st_mtime))
+        modified = self._plain(name).stat().st_mtime
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(modified))
         return Version(id=content_id(data), size=len(data), created=created, variables={})
 
     @staticmethod

@@ -76,13 +76,13 @@ def _path_of(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> Path | 
         return (node.name,)
     if isinstance(node, nodes.Getattr):
         base = _path_of(node.node, scope, found)
-        return base + (node.attr,) if base is not None else None
+        return (*base, node.attr) if base is not None else None
     if isinstance(node, nodes.Getitem):
         base = _path_of(node.node, scope, found)
         if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            return base + (node.arg.value,) if base is not None else None
+            return (*base, node.arg.value) if base is not None else None
         _walk(node.arg, scope, found)
-        return base + (ITEM,) if base is not None else None
+        return (*base, ITEM) if base is not None else None
     return None
 
 
@@ -129,7 +129,7 @@ def _walk(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> None:
             found.setdefault(source, None)
         inner = dict(scope)
         inner["loop"] = None
-        _bind(node.target, source + (ITEM,) if source else None, inner)
+        _bind(node.target, (*source, ITEM) if source else None, inner)
         for child in [*node.body, *([node.test] if node.test else [])]:
             _walk(child, inner, found)
         for child in node.else_:

@@ -121,7 +121,8 @@ def _render(args: argparse.Namespace) -> int:
     data_text = Path(args.data).read_text() if args.data != "-" else sys.stdin.read()
     fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() if args.output else "pdf")
     if fmt not in ("pdf", "docx"):
-        print(f"gendoc render: cannot tell the format from {args.output!r}; use --format", file=sys.stderr)
+        print(f"gendoc render: cannot tell the format from {args.output!r}; use --format",
+              file=sys.stderr)
         return 2
     fields = {"data": data_text, "format": fmt, "strict": "true" if args.strict else "false"}
     try:
@@ -137,11 +138,13 @@ def _render(args: argparse.Namespace) -> int:
     if response.status_code != 200:
         try:
             problem = response.json()
-            print(f"gendoc render: {response.status_code} {problem.get('title')}: {problem.get('detail')}",
+            print(f"gendoc render: {response.status_code} {problem.get('title')}: "
+                  f"{problem.get('detail')}",
                   file=sys.stderr)
             for key in ("variables", "errors", "context"):
                 if key in problem:
-                    print(f"  {key}: {json.dumps(problem[key], ensure_ascii=False)}", file=sys.stderr)
+                    value = json.dumps(problem[key], ensure_ascii=False)
+                    print(f"  {key}: {value}", file=sys.stderr)
         except ValueError:
             print(f"gendoc render: {response.status_code}: {response.text[:500]}", file=sys.stderr)
         return 1
@@ -179,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level")
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("converter", help="run the LibreOffice converter (container gendoc-converter)")
+    p = sub.add_parser("converter",
+                       help="run the LibreOffice converter (container gendoc-converter)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--pool-size", type=int, help="warm LibreOffice instances (default: CPU count)")
@@ -205,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-file", help="write this file once both are ready (for scripts)")
     p.set_defaults(func=_up)
 
-    p = sub.add_parser("render", help="render TEMPLATE.docx with DATA.json through a running service")
+    p = sub.add_parser("render",
+                       help="render TEMPLATE.docx with DATA.json through a running service")
     p.add_argument("template")
     p.add_argument("data", help="JSON file, or - for standard input")
     p.add_argument("-o", "--output", help="output file (.pdf or .docx)")

@@ -72,7 +72,8 @@ def test_full_queue_is_429_with_retry_after(one_slot: ServerProcess) -> None:
     assert refused.elapsed.total_seconds() < 0.5  # answered at once, not after the queue
     t1.join(60)
     t2.join(60)
-    assert r1[0].status_code == 200 and r2[0].status_code == 200
+    assert r1[0].status_code == 200, r1[0].text
+    assert r2[0].status_code == 200, r2[0].text
 
 
 @pytest.mark.parametrize("header", ["gendoc-timeout", "x-request-timeout"])
@@ -109,9 +110,11 @@ def test_bad_timeout_header_is_400(one_slot: ServerProcess, header: str, value: 
     assert r.status_code == 400 and r.json()["type"].endswith("/bad-request")
 
 
-def test_rate_limit_answers_429_with_ratelimit_headers(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_rate_limit_answers_429_with_ratelimit_headers(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
     server = start_service(tmp_path_factory.mktemp("ratelimit"),
-                           env={"GENDOC_RATE_LIMIT_PER_MINUTE": "6", "GENDOC_RATE_LIMIT_BURST": "2"})
+                           env={"GENDOC_RATE_LIMIT_PER_MINUTE": "6",
+                                "GENDOC_RATE_LIMIT_BURST": "2"})
     try:
         first = post(server, FAST, headers={"x-api-key": "team-a"})
         assert first.status_code == 200

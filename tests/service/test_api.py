@@ -61,7 +61,8 @@ def test_template_lifecycle(client: httpx.Client) -> None:
     old = client.get(f"/v1/templates/{name}/content", params={"version": meta["latest"]})
     assert old.content == v1
     # Render a pinned old version.
-    out = client.post("/v1/render", json={"template": name, "version": meta["latest"], "format": "docx",
+    out = client.post("/v1/render", json={"template": name, "version": meta["latest"],
+                                          "format": "docx",
                                           "data": {"customer": {"name": "Ada"}, "items": []}})
     assert out.status_code == 200 and out.headers["x-template-version"] == meta["latest"]
     assert "Dear Ada" in part_texts(out.content)["word/document.xml"]
@@ -73,7 +74,8 @@ def test_render_json_gives_docx_with_file_name(client: httpx.Client) -> None:
     name = unique("invoice")
     assert put(client, name, (EXAMPLES / "invoice.docx").read_bytes()).status_code == 201
     data = json.loads((EXAMPLES / "invoice.json").read_text())
-    r = client.post("/v1/render", json={"template": name, "data": data, "format": "docx", "strict": True},
+    r = client.post("/v1/render",
+                    json={"template": name, "data": data, "format": "docx", "strict": True},
                     headers={"x-request-id": "req-123"})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == DOCX
@@ -107,7 +109,8 @@ def test_strict_undefined_variables_are_listed(client: httpx.Client) -> None:
     name = unique()
     put(client, name, make_docx("{{ a }} {{ b.c }}", footer="{{ d }}"))
     body = assert_problem(
-        client.post("/v1/render", json={"template": name, "format": "docx", "strict": True, "data": {"b": {}}}),
+        client.post("/v1/render", json={"template": name, "format": "docx", "strict": True,
+                                        "data": {"b": {}}}),
         422, "undefined-variables",
     )
     assert body["variables"] == ["a", "b.c", "d"]
@@ -127,19 +130,25 @@ def test_syntax_error_is_422_with_part_and_line(client: httpx.Client) -> None:
     ("request_kwargs", "status", "slug"),
     [
         ({"json": {"template": "no-such-template", "format": "docx"}}, 404, "template-not-found"),
-        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid-json"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400,
+         "invalid-json"),
         ({"json": {"template": "x", "format": "odt"}}, 422, "invalid-request"),
         ({"json": {"template": "x", "data": [1, 2]}}, 422, "invalid-request"),
         ({"json": {"template": "x", "surprise": 1}}, 422, "invalid-request"),
-        ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, "unsupported-media-type"),
+        ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415,
+         "unsupported-media-type"),
         ({"content": b"x"}, 415, "unsupported-media-type"),
-        ({"json": {"template": "../../etc/passwd", "format": "docx"}}, 400, "invalid-template-name"),
+        ({"json": {"template": "../../etc/passwd", "format": "docx"}}, 400,
+         "invalid-template-name"),
         ({"data": {"data": "{}"}, "files": {"other": ("a", b"b")}}, 400, "bad-request"),
-        ({"files": {"template": ("t.docx", b"not a zip")}, "data": {"format": "docx"}}, 422, "invalid-docx"),
-        ({"files": {"template": ("t.docx", make_docx("x"))}, "data": {"data": "[nope"}}, 400, "invalid-json"),
+        ({"files": {"template": ("t.docx", b"not a zip")}, "data": {"format": "docx"}}, 422,
+         "invalid-docx"),
+        ({"files": {"template": ("t.docx", make_docx("x"))}, "data": {"data": "[nope"}}, 400,
+         "invalid-json"),
     ],
 )
-def test_bad_render_requests(client: httpx.Client, request_kwargs: dict, status: int, slug: str) -> None:
+def test_bad_render_requests(client: httpx.Client, request_kwargs: dict, status: int,
+                             slug: str) -> None:
     assert_problem(client.post("/v1/render", **request_kwargs), status, slug)
 
 

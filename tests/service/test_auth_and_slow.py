@@ -31,7 +31,8 @@ def render(server: ServerProcess, headers: dict[str, str]) -> httpx.Response:
 
 
 def test_requests_without_a_valid_key_get_401(keyed: ServerProcess) -> None:
-    for headers in ({}, {"x-api-key": "wrong"}, {"authorization": "Bearer wrong"}, {"authorization": KEY}):
+    for headers in ({}, {"x-api-key": "wrong"}, {"authorization": "Bearer wrong"},
+                    {"authorization": KEY}):
         r = render(keyed, headers)
         assert r.status_code == 401, headers
         assert r.json()["type"].endswith("/unauthorized")

@@ -37,8 +37,8 @@ def processes(limit: float) -> tuple[RenderBackend, bytes]:
 Make = Callable[[float], tuple[RenderBackend, bytes]]
 
 
-def run(backend: RenderBackend, docx: bytes, seconds: float,
-        data: dict[str, object] | None = None, strict: bool = False) -> tuple[bytes | Problem, float]:
+def run(backend: RenderBackend, docx: bytes, seconds: float, data: dict[str, object] | None = None,
+        strict: bool = False) -> tuple[bytes | Problem, float]:
     """Render once on a started backend with `seconds` to go: (document or problem, time taken)."""
     async def go() -> tuple[bytes | Problem, float]:
         await backend.start()

@@ -36,7 +36,8 @@ def test_batch_streams_a_zip_in_order(client: httpx.Client) -> None:
 def test_a_bad_item_fails_the_batch_before_it_starts(client: httpx.Client) -> None:
     name = stored(client, "{{ a.b }}")
     r = client.post("/v1/render/batch", json={"template": name, "format": "docx", "strict": True,
-                                              "items": [{"a": {"b": 1}}, {"a": {}}, {"a": {"b": 3}}]})
+                                              "items": [{"a": {"b": 1}}, {"a": {}},
+                                                        {"a": {"b": 3}}]})
     assert r.status_code == 422
     body = r.json()
     assert body["type"].endswith("/undefined-variables") and body["item"] == 1

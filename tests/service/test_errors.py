@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 from gendoc_service import errors
@@ -34,3 +36,9 @@ def test_instance_is_the_request_id_as_a_urn() -> None:
     rid = uuid.uuid4()
     assert errors.instance_uri(str(rid)) == f"urn:uuid:{rid}"
     assert errors.instance_uri("req-123") is None
+
+
+def test_docs_list_every_problem_type() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "problems.md").read_text()
+    listed = set(re.findall(r"`https://gendoc\.io/problems/([a-z-]+)`", docs))
+    assert listed == set(errors.KINDS)

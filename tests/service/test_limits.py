@@ -32,7 +32,8 @@ def check_413(r: httpx.Response) -> None:
 
 def test_template_too_large(small: ServerProcess) -> None:
     big = make_docx(*["filler " * 50] * 3) + b"\0" * 60000
-    check_413(httpx.put(f"{small.url}/v1/templates/big", content=big, headers={"content-type": DOCX}))
+    check_413(httpx.put(f"{small.url}/v1/templates/big", content=big,
+                        headers={"content-type": DOCX}))
 
 
 def test_data_too_large_json(small: ServerProcess) -> None:

@@ -36,7 +36,8 @@ def test_inline_image_case_matches_docxtpl(client: httpx.Client) -> None:
     names = ["django.png", "zope.png", "pyramid.png", "bottle.png", "tornado.png"]
     data = {
         "myimage": {"$image": {"data": b64("python_logo.png"), "width_mm": 20}},
-        "myimageratio": {"$image": {"data": b64("python_jpeg.jpg"), "width_mm": 30, "height_mm": 60}},
+        "myimageratio": {"$image": {"data": b64("python_jpeg.jpg"), "width_mm": 30,
+                                    "height_mm": 60}},
         "frameworks": [
             {**fw, "image": {"$image": {"data": b64(img), "height_mm": 10}}}
             for fw, img in zip(case["context"]["frameworks"], names, strict=True)
@@ -49,7 +50,8 @@ def test_inline_image_case_matches_docxtpl(client: httpx.Client) -> None:
     tpl = DocxTemplate(template)
     context = {
         "myimage": InlineImage(tpl, str(ASSETS / "python_logo.png"), width=Mm(20)),
-        "myimageratio": InlineImage(tpl, str(ASSETS / "python_jpeg.jpg"), width=Mm(30), height=Mm(60)),
+        "myimageratio": InlineImage(tpl, str(ASSETS / "python_jpeg.jpg"), width=Mm(30),
+                                    height=Mm(60)),
         "frameworks": [
             {**fw, "image": InlineImage(tpl, str(ASSETS / img), height=Mm(10))}
             for fw, img in zip(case["context"]["frameworks"], names, strict=True)
@@ -69,11 +71,13 @@ def renderer() -> Renderer:
 
 
 def test_richtext_runs(renderer: Renderer) -> None:
-    data = {"r": {"$richtext": [{"text": "bold <b>", "bold": True, "color": "FF0000", "size_pt": 14},
+    data = {"r": {"$richtext": [{"text": "bold <b>", "bold": True, "color": "FF0000",
+                                 "size_pt": 14},
                                 {"text": " link", "url": "https://example.org/"}]}}
     out = renderer.render(make_docx("{{r r }}"), data)
     xml = zipfile.ZipFile(io.BytesIO(out)).read("word/document.xml").decode()
-    assert "bold &lt;b&gt;" in xml and '<w:color w:val="FF0000"/>' in xml and '<w:sz w:val="28"/>' in xml
+    assert "bold &lt;b&gt;" in xml and '<w:color w:val="FF0000"/>' in xml
+    assert '<w:sz w:val="28"/>' in xml
     rels = zipfile.ZipFile(io.BytesIO(out)).read("word/_rels/document.xml.rels").decode()
     assert "https://example.org/" in rels
 

@@ -23,7 +23,8 @@ def test_a_mounted_docx_is_listed_described_and_rendered(tmp_path: Path) -> None
         assert meta["source"] == "file" and meta["variables"]["customer"]["address"] == {
             "street": None, "city": None}
         data = json.loads((EXAMPLES / "invoice.json").read_text())
-        r = httpx.post(f"{url}/v1/render", json={"template": "invoice", "data": data, "format": "docx"})
+        r = httpx.post(f"{url}/v1/render",
+                       json={"template": "invoice", "data": data, "format": "docx"})
         assert r.status_code == 200 and r.headers["x-template-version"] == meta["latest"]
         assert any("INV-2026-0042" in t for t in part_texts(r.content)["word/document.xml"])
         gone = httpx.delete(f"{url}/v1/templates/invoice")

@@ -37,10 +37,12 @@ def worker_pids(server: ServerProcess) -> set[int]:
     return {int(p) for p in out.stdout.split()}
 
 
-def test_endless_loop_hits_the_time_limit_and_the_worker_is_replaced(bounded: ServerProcess) -> None:
+def test_endless_loop_hits_the_time_limit_and_the_worker_is_replaced(
+        bounded: ServerProcess) -> None:
     before = worker_pids(bounded)
     started = time.monotonic()
-    r = render(bounded, "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
+    r = render(bounded, "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+                        "{% endfor %}")
     assert r.status_code == 422 and r.json()["type"].endswith("/render-time-limit")
     assert time.monotonic() - started < 10
     ok = render(bounded, "still {{ fine }}", {"fine": "working"})
