@@ -65,9 +65,7 @@ class Services:
                                 max_wait=settings.max_queue_wait),
             limiter=(RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
                      if settings.rate_limit_per_minute > 0 else None),
-            package_limits=docxpkg.PackageLimits(
-                settings.max_zip_entries, settings.max_unzipped_bytes,
-                settings.max_compression_ratio),
+            package_limits=docxpkg.PackageLimits.of(settings),
         )
 
     @asynccontextmanager
