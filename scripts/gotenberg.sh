@@ -12,6 +12,8 @@
 #   bin/pdfcpu                 pdfcpu (the version Gotenberg's image pins), same way
 #   bin/unoconverter           PyPI's unoconv 0.9.0 (sha256-checked), patched for
 #                              the two flags Gotenberg's own unoconverter adds
+#   bin/unoconverter-upstream  only with GOTENBERG_UNOCONVERTER=FILE (below):
+#                              Gotenberg's own unoconverter, run by Debian's python3
 #   versions/                  backing-tool versions, as the image records them
 #   gotenberg                  the launcher: the image's environment, then exec
 # Debian packages it needs (installed only when missing): qpdf,
@@ -49,6 +51,27 @@ if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+# -- Gotenberg's own unoconverter, optional: GOTENBERG_UNOCONVERTER=FILE names the
+# `unoconv` file of the public repository gotenberg/unoconverter, which no package
+# registry carries (its image downloads it from GitHub); get it yourself. It goes
+# beside the stand-in as bin/unoconverter-upstream, run by Debian's python3 (the image
+# links python to python3 for the same reason); `gendoc bench` then prefers it.
+if [ -n "${GOTENBERG_UNOCONVERTER:-}" ]; then
+  src="$GOTENBERG_UNOCONVERTER"
+  [ -f "$src" ] || { log "GOTENBERG_UNOCONVERTER: $src is not a file"; exit 1; }
+  # Gotenberg 8 always passes this flag; unoconv without it is not Gotenberg's fork.
+  grep -q -- "disable-update-indexes" "$src" || { log "$src is not gotenberg/unoconverter"; exit 1; }
+  mkdir -p "$DIR/lib" "$DIR/bin"
+  install -m 0644 "$src" "$DIR/lib/unoconverter-upstream"
+  printf '#!/bin/sh\nexec /usr/bin/python3 %s "$@"\n' "$DIR/lib/unoconverter-upstream" \
+    > "$DIR/bin/unoconverter-upstream.tmp"
+  chmod +x "$DIR/bin/unoconverter-upstream.tmp"
+  mv -f "$DIR/bin/unoconverter-upstream.tmp" "$DIR/bin/unoconverter-upstream"
+  "$DIR/bin/unoconverter-upstream" --version >/dev/null 2>&1 \
+    || { log "the upstream unoconverter does not run"; exit 1; }
+  log "installed Gotenberg's own unoconverter: $DIR/bin/unoconverter-upstream"
 fi
 
 if [ -x "$LAUNCHER" ] && [ -f "$DIR/.complete" ]; then

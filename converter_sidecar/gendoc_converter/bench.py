@@ -3,13 +3,15 @@
 One invocation, three measurements on the same machine, one after the other:
 
 - `raw`: N warm instances driven over UNO by the pool, no HTTP (the ceiling);
-- `single`: one warm instance, one conversion at a time (what Gotenberg or
-  unoserver give per container);
+- `single`: one warm LibreOffice instance of ours driven in-process over UNO by
+  the pool, one conversion at a time, no HTTP (not a peer: Gotenberg's figures
+  come from `gendoc bench`, which runs the real Gotenberg);
 - `http`: the converter as a real server process on a free 127.0.0.1 port,
   driven over HTTP at a fixed concurrency (closed model).
 
-Each runs for a bounded time and/or count after a warm-up; load goes only to
-127.0.0.1. Two more modes answer the design question "can threads of one
+Each runs for a bounded time and/or count after a warm-up; rounds interleave the
+modes and each round's rate is kept (the median and spread are reported); load
+goes only to 127.0.0.1. Two more modes answer the design question "can threads of one
 Python process drive N instances in parallel?" (docs/converter.md):
 `threads` (N instances, one thread each, no pool, no asyncio) and `procs`
 (N instances, each driven from its own worker process).
@@ -22,13 +24,14 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shlex
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +56,7 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
     errors: Counter[str] = field(default_factory=Counter)
+    rounds: list[float] = field(default_factory=list)  # conversions/min, one per round
 
     @property
     def ok(self) -> int:
@@ -60,6 +64,9 @@ class Result:
 
     @property
     def per_minute(self) -> float:
+        """The median of the rounds' rates (one round: its rate)."""
+        if self.rounds:
+            return statistics.median(self.rounds)
         return self.ok * 60 / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float:
@@ -80,11 +87,14 @@ class Result:
         return data
 
 
-async def _closed_loop(result: Result, call: object, concurrency: int, seconds: float,
+Call = Callable[[], Awaitable[str | None]]  # None, or what went wrong
+
+
+async def _closed_loop(result: Result, call: Call, concurrency: int, seconds: float,
                        count: int | None, warmup: int) -> None:
     """`concurrency` workers call `call()` back to back until time or count runs out."""
     for _ in range(warmup):
-        await call()  # type: ignore[operator]
+        await call()
     started = time.monotonic()
     end = started + seconds
     issued = 0
@@ -95,7 +105,7 @@ async def _closed_loop(result: Result, call: object, concurrency: int, seconds: 
             issued += 1
             t0 = time.monotonic()
             try:
-                error = await call()  # type: ignore[operator]
+                error = await call()
             except Exception as exc:  # a benchmark counts failures, it does not stop on them
                 error = type(exc).__name__
             if error:
@@ -160,7 +170,7 @@ async def _http(document: bytes, name: str, instances: int, args: argparse.Names
 
 
 def _drive(index: int, settings: ConverterSettings, template: Path, root: Path,
-           document: bytes, seconds: float, count: int | None, warmup: int,
+           document: bytes, seconds: float, count: int | None, warmup: int, *,
            wait_start: Callable[[], object]) -> list[float]:
     """One instance driven directly over UNO, back to back; returns its latencies."""
     instance = Instance(index, 0, soffice=settings.soffice, template=template, root=root,
@@ -258,12 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="instances for raw and http (default: CPU count)")
     parser.add_argument("--concurrency", type=int, default=0,
                         help="HTTP requests in flight (default: 2 x instances)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each run")
     parser.add_argument("--count", type=int, help="stop each run after this many conversions")
     parser.add_argument("--warmup", type=int, default=4, help="untimed conversions first")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="repeat the modes in turn this many times (each run --seconds) "
-                        "and add up; use 2-3 on a machine shared with other work")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="repeat the modes in turn this many times (each run --seconds); "
+                        "the rate reported is the median of the rounds")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short check that everything runs (3 s runs, 1 warm-up "
+                        "conversion); its figures mean nothing")
     parser.add_argument("--modes", default="raw,single,http",
                         help="comma-separated, run in this order: raw, single, http "
                         "(default) and threads, procs (how to drive N instances)")
@@ -272,7 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if args.quick:
+        args.seconds, args.warmup = 3.0, 1
     document = args.document.read_bytes()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(modes) - {"raw", "single", "http", "threads", "procs"}
@@ -297,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} = {value:.2f}")
     if args.json:
         args.json.write_text(json.dumps(
-            {"document": str(args.document), "cpus": os.cpu_count(), "rounds": args.rounds,
+            {"command": shlex.join(["gendoc", "bench", "converter", *argv]),
+             "date": time.strftime("%Y-%m-%d"),
+             "document": args.document.name, "cpus": os.cpu_count(), "rounds": args.rounds,
              "seconds_per_run": args.seconds,
              "load_average": os.getloadavg(),
              "results": [r.summary() for r in results], "ratios": ratios(results)}, indent=2))
@@ -318,6 +336,7 @@ def _merge_into(merged: dict[str, Result], result: Result) -> None:
     total = merged.setdefault(result.mode, Result(result.mode, result.instances,
                                                   result.concurrency))
     total.seconds += result.seconds
+    total.rounds.append(round(result.per_minute, 1))
     total.latencies += result.latencies
     total.errors.update(result.errors)
 

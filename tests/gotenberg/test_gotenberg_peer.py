@@ -12,13 +12,15 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import EXAMPLES, ServerProcess, start_service
 
-from gendoc.bench import _start_gotenberg
+from gendoc.bench.documents import invoice
+from gendoc.bench.peers import start_gotenberg
 from gendoc.readiness import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.libreoffice]
@@ -28,7 +30,7 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 @pytest.fixture(scope="module")
 def gotenberg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = _start_gotenberg(tmp_path_factory.mktemp("gotenberg"))
+    server = start_gotenberg(tmp_path_factory.mktemp("gotenberg"))
     yield server
     server.stop()
 
@@ -77,3 +79,25 @@ def test_service_renders_the_example_invoice_through_gotenberg(
     finally:
         service.stop()
 
+
+
+def test_one_per_core_each_with_its_own_temp_directory(tmp_path: Path) -> None:
+    """The bench's `gotenberg-cores` peer: Gotenberg deletes `lu*` and `OSL_PIPE*` from its
+    temp directory on every LibreOffice restart, so each process must have its own. Two of
+    them restarting after every conversion, converting at the same time, all succeed, and
+    each one's LibreOffice files are in its own directory."""
+    docx = invoice().rendered()
+    pair = [start_gotenberg(tmp_path / name, restart_after=1) for name in ("a", "b")]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            codes = list(pool.map(
+                lambda i: httpx.post(f"{pair[i % 2].url}/forms/libreoffice/convert",
+                                     files={"files": ("invoice.docx", docx, DOCX)},
+                                     timeout=120).status_code, range(6)))
+        assert codes == [200] * 6
+        for name in ("a", "b"):
+            (tmp,) = (tmp_path / name).glob("gotenberg-*-tmp")
+            assert any(p.name.startswith("lu") for p in tmp.iterdir()), list(tmp.iterdir())
+    finally:
+        for server in pair:
+            server.stop()
