@@ -25,8 +25,20 @@ test-unit: bootstrap
 up: bootstrap
 	$(VENV)/bin/gendoc up
 
+## Every figure of the README's performance section, Gotenberg included: the converter
+## alone, the stack beside its baselines and peers, document sizes; then the README's
+## tables and docs/bench/sizes.svg are written from the JSON (about 25 min, plus one
+## Gotenberg build the first time). QUICK=1: short runs (about 8 min) into
+## $(OUT)/bench-quick/, with a copy of the README, to check that everything runs.
+BENCH_DIR := $(if $(QUICK),$(OUT)/bench-quick,docs/bench)
+BENCH_README := $(if $(QUICK),$(BENCH_DIR)/README.md,README.md)
 bench: bootstrap
-	$(VENV)/bin/gendoc bench --json bench-results.json
+	@mkdir -p $(BENCH_DIR)
+	$(if $(QUICK),cp README.md $(BENCH_README))
+	$(VENV)/bin/gendoc bench converter $(if $(QUICK),--quick) --json $(BENCH_DIR)/converter.json
+	$(VENV)/bin/gendoc bench $(if $(QUICK),--quick) --json $(BENCH_DIR)/stack.json
+	$(VENV)/bin/gendoc bench report --readme $(BENCH_README) \
+	  --converter-json $(BENCH_DIR)/converter.json --stack-json $(BENCH_DIR)/stack.json
 
 ## 5,000 conversions through the stack; figures to docs/soak.json (make test runs 300).
 soak: bootstrap

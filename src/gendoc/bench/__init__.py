@@ -3,10 +3,11 @@
 Modes (--modes, run in turn, every round):
   cold                  the old way: one `soffice --convert-to pdf` process per document
   single                one warm LibreOffice of ours: the converter with a pool of 1, over HTTP
-  gotenberg-P[-norestart]
+  gotenberg-P[-norestart][-unoconverter|-unoconv]
                         Gotenberg 8 (LibreOffice variant, built once by scripts/gotenberg.sh) as
                         P processes (`cores`: one per core), each with its own temp directory,
-                        LibreOffice restarted every 10 conversions (its default) or never
+                        LibreOffice restarted every 10 conversions (its default) or never; with
+                        its own unoconverter or PyPI's unoconv standing in (docs/gotenberg.md)
   gendoc                the full local stack over HTTP: render + convert, PDF out; also an
                         open model at --rates and at twice its capacity (--no-overload: not)
   gendoc-docx           the full stack, DOCX out
@@ -55,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="who converts them: `converter` (ours) and Gotenberg modes")
     p.add_argument("--size-concurrency", type=int, default=4,
                    help="clients in the size runs (Gotenberg answers 503 after 30 s queued)")
-    p.add_argument("--unoconverter", choices=("stand-in", "upstream"),
-                   help="Gotenberg's unoconverter (default: upstream when scripts/gotenberg.sh "
-                   "installed it, else the stand-in; docs/gotenberg.md)")
+    p.add_argument("--unoconverter", choices=("unoconverter", "unoconv"),
+                   help="Gotenberg's unoconverter: its own (the default when scripts/gotenberg.sh "
+                   "installed it) or PyPI's unoconv standing in (docs/gotenberg.md); a mode's "
+                   "-unoconverter/-unoconv suffix overrides it")
     p.add_argument("--quick", action="store_true",
                    help="a short check that everything runs: 1 s warm-up, 3 s runs, 3 rounds; "
                    "its figures mean nothing")
@@ -68,15 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> stack.Settings:
     import os
 
-    from .peers import unoconverters
+    from .peers import default_unoconverter
 
     if args.quick:
         args.warmup, args.duration, args.open_duration = 1.0, 3.0, 3.0
     modes = [m for m in args.modes.split(",") if m]
     size_peers = [m for m in args.size_peers.split(",") if m]
-    unoconverter = args.unoconverter
-    if unoconverter is None and any(m.startswith("gotenberg") for m in modes + size_peers):
-        unoconverter = "upstream" if "upstream" in unoconverters() else "stand-in"
+    unoconverter = args.unoconverter or ""
+    if not unoconverter and any(m.startswith("gotenberg") for m in modes + size_peers):
+        unoconverter = default_unoconverter()
     return stack.Settings(
         modes=modes, rounds=args.rounds, concurrency=args.concurrency,
         duration=args.duration, warmup=args.warmup, open_duration=args.open_duration,

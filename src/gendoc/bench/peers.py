@@ -93,35 +93,40 @@ def stack(workdir: Path, pool_size: int) -> Target:
 
 
 # -- Gotenberg ------------------------------------------------------------------------
+UNOCONVERTERS = {
+    "unoconverter": "Gotenberg's own unoconverter",
+    "unoconv": "PyPI's unoconv 0.9.0, patched, standing in for its unoconverter",
+}
+
+
 @dataclass(frozen=True)
 class GotenbergConfig:
     processes: int = 1  # containers; one per core is how it scales out
     restart_after: int = GOTENBERG_DEFAULT_RESTART  # 0: never restart LibreOffice
+    unoconverter: str | None = None  # a key of UNOCONVERTERS; None: the bench's choice
 
-    @property
-    def name(self) -> str:
-        restarts = "" if self.restart_after == GOTENBERG_DEFAULT_RESTART else \
-            "-norestart" if self.restart_after == 0 else f"-restart{self.restart_after}"
-        return f"gotenberg-{self.processes}{restarts}"
-
-    @property
-    def description(self) -> str:
+    def description(self, unoconverter: str) -> str:
         what = "one process" if self.processes == 1 else \
             f"{self.processes} processes (one per core), each with its own temp directory"
         restarts = "restarts off" if self.restart_after == 0 else \
             f"LibreOffice restarted every {self.restart_after} conversions" + \
             (" (its default)" if self.restart_after == GOTENBERG_DEFAULT_RESTART else "")
-        return f"Gotenberg, {what}, {restarts}"
+        return f"Gotenberg, {what}, {restarts}, {UNOCONVERTERS[unoconverter]}"
 
     @classmethod
     def parse(cls, name: str) -> GotenbergConfig:
-        """`gotenberg-1`, `gotenberg-2-norestart`, `gotenberg-cores`..."""
+        """`gotenberg-P[-norestart|-restartN][-unoconv|-unoconverter]`, P a number or `cores`."""
         parts = name.split("-")
         count = (os.cpu_count() or 1) if parts[1] == "cores" else int(parts[1])
-        restart = GOTENBERG_DEFAULT_RESTART
-        if len(parts) > 2:
-            restart = 0 if parts[2] == "norestart" else int(parts[2].removeprefix("restart"))
-        return cls(count, restart)
+        restart, unoconverter = GOTENBERG_DEFAULT_RESTART, None
+        for part in parts[2:]:
+            if part in UNOCONVERTERS:
+                unoconverter = part
+            elif part == "norestart":
+                restart = 0
+            else:
+                restart = int(part.removeprefix("restart"))
+        return cls(count, restart, unoconverter)
 
 
 @functools.cache
@@ -134,12 +139,16 @@ def gotenberg_launcher() -> Path:
     return Path(built.stdout.decode().strip().splitlines()[-1])
 
 
-def unoconverters() -> dict[str, Path]:
-    """The unoconverters scripts/gotenberg.sh installed: `stand-in` (PyPI's unoconv 0.9.0,
-    patched) always, `upstream` (gotenberg/unoconverter) when it was given one."""
+def installed_unoconverters() -> dict[str, Path]:
+    """What scripts/gotenberg.sh installed: `unoconv` (PyPI's unoconv 0.9.0, patched) always,
+    `unoconverter` (gotenberg/unoconverter) when it was given that file."""
     bin_dir = gotenberg_launcher().parent / "bin"
-    found = {"stand-in": bin_dir / "unoconverter", "upstream": bin_dir / "unoconverter-upstream"}
+    found = {"unoconv": bin_dir / "unoconverter", "unoconverter": bin_dir / "unoconverter-upstream"}
     return {name: path for name, path in found.items() if path.exists()}
+
+
+def default_unoconverter() -> str:
+    return "unoconverter" if "unoconverter" in installed_unoconverters() else "unoconv"
 
 
 def start_gotenberg(workdir: Path, *, restart_after: int = GOTENBERG_DEFAULT_RESTART,
@@ -151,7 +160,7 @@ def start_gotenberg(workdir: Path, *, restart_after: int = GOTENBERG_DEFAULT_RES
     tmp.mkdir(parents=True)
     env = {**os.environ, "TMPDIR": str(tmp)}
     if unoconverter:
-        env["UNOCONVERTER_BIN_PATH"] = str(unoconverters()[unoconverter])
+        env["UNOCONVERTER_BIN_PATH"] = str(installed_unoconverters()[unoconverter])
     log = workdir / f"gotenberg-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -180,7 +189,9 @@ def start_gotenberg(workdir: Path, *, restart_after: int = GOTENBERG_DEFAULT_RES
     return GendocProcess(url, proc, log)
 
 
-def gotenberg(workdir: Path, config: GotenbergConfig, unoconverter: str | None) -> Target:
+def gotenberg(workdir: Path, config: GotenbergConfig, unoconverter: str) -> Target:
+    """`config.processes` Gotenbergs; `unoconverter` unless the config names one."""
+    unoconverter = config.unoconverter or unoconverter
     started: list[GendocProcess] = []
     try:
         for _ in range(config.processes):
@@ -190,7 +201,7 @@ def gotenberg(workdir: Path, config: GotenbergConfig, unoconverter: str | None) 
         for process in started:
             process.stop()
         raise
-    return Target([p.url for p in started], started, config.description)
+    return Target([p.url for p in started], started, config.description(unoconverter))
 
 
 # -- cold: the old way ---------------------------------------------------------------

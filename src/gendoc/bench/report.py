@@ -115,10 +115,6 @@ def stack_section(result: dict[str, Any]) -> str:
         for name, value in ratios.items():
             base = name.split("/", 1)[1]
             lines.append(f"- / `{base}` ({descriptions.get(base, base)}): **{value:.2f}**")
-    unoconverter = result.get("gotenberg_unoconverter")
-    if any(r["mode"].startswith("gotenberg") for r in result["rows"]):
-        lines += ["", f"Gotenberg ran with the `{unoconverter}` unoconverter "
-                  "(docs/gotenberg.md says what each is)."]
     return "\n".join(lines)
 
 

@@ -49,7 +49,7 @@ class Settings:
     sizes: list[str]
     size_peers: list[str]
     size_concurrency: int
-    unoconverter: str | None
+    unoconverter: str  # Gotenberg's, where a mode does not name one
 
 
 class Bench:
@@ -209,7 +209,7 @@ class Bench:
             "seconds_total": round(time.monotonic() - started),
             "load_average_end": os.getloadavg(),
             "settings": {k: v for k, v in self.s.__dict__.items()},
-            "gotenberg_unoconverter": self.s.unoconverter or "stand-in",
+            "gotenberg_unoconverter": self.s.unoconverter,
             "descriptions": self.descriptions,
             "documents": {name: {"label": doc.label, "pages": self.pages.get(name)}
                           for name, doc in self.docs.items()},
