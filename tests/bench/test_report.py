@@ -40,9 +40,9 @@ def _stack() -> dict[str, Any]:
                  _row("gendoc", [1100, 1130, 1150]),
                  _row("gendoc", [852], model="overload", load="2261/min",
                       status={"200": 299, "429": 454})],
-        "sizes": [_row(peer, [rate], document=doc, pages=pages)
-                  for peer in ("converter", "gotenberg-2")
-                  for doc, pages, rate in (("invoice", 1, 1300), ("report", 60, 40))],
+        "sizes": [_row(peer, [rate / share], document=doc, pages=pages)
+                  for peer, share in (("converter", 1), ("gotenberg-2", 4))
+                  for doc, pages, rate in (("invoice", 1, 1300), ("report", 60, 160))],
         "ratios": {"gendoc/gotenberg-2-norestart": 3.18},
     }
 
@@ -82,6 +82,8 @@ def test_sizes_table_and_plot() -> None:
     result = _stack()
     text = report.sizes_section(result, "sizes.svg")
     assert "| 60-page report | 60 | `gotenberg-2` | 40 |" in text
+    assert ("`converter` / `gotenberg-2`, PDFs/min: one-page invoice **4.00**; "
+            "60-page report **4.00**.") in text
     svg = ET.fromstring(report.sizes_svg(result))
     ns = "{http://www.w3.org/2000/svg}"
     lines = [p for p in svg.iter(f"{ns}path") if p.get("stroke-width") == "2"]

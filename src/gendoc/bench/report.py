@@ -136,8 +136,16 @@ def sizes_section(result: dict[str, Any], svg_name: str) -> str:
             f"| {labels[r['document']]['label']} | {r['pages']} | `{r['mode']}` | "
             f"{_n(r['per_min'])}{_spread(r['rounds'])} | {_s(r['p50'])} | {_s(r['p95'])} | "
             f"{r['peak_rss_mb']:,.0f} MB |")
-    peers = dict.fromkeys(r["mode"] for r in result["sizes"])
+    peers = list(dict.fromkeys(r["mode"] for r in result["sizes"]))
     lines += [""] + [f"`{p}`: {descriptions.get(p, '')}." for p in peers]
+    rate = {(r["mode"], r["document"]): r["per_min"] for r in result["sizes"]}
+    for other in peers[1:]:
+        pairs = [(doc, rate[(peers[0], doc)] / rate[(other, doc)])
+                 for doc in dict.fromkeys(r["document"] for r in result["sizes"])
+                 if rate.get((peers[0], doc)) and rate.get((other, doc))]
+        if pairs:
+            lines += ["", f"`{peers[0]}` / `{other}`, PDFs/min: " + "; ".join(
+                f"{labels[doc]['label']} **{value:.2f}**" for doc, value in pairs) + "."]
     return "\n".join(lines)
 
 
