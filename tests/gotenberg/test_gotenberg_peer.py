@@ -89,12 +89,16 @@ def test_one_per_core_each_with_its_own_temp_directory(tmp_path: Path) -> None:
     docx = invoice().rendered()
     pair = [start_gotenberg(tmp_path / name, restart_after=1) for name in ("a", "b")]
     try:
-        with ThreadPoolExecutor(4) as pool:
-            codes = list(pool.map(
-                lambda i: httpx.post(f"{pair[i % 2].url}/forms/libreoffice/convert",
-                                     files={"files": ("invoice.docx", docx, DOCX)},
-                                     timeout=120).status_code, range(6)))
-        assert codes == [200] * 6
+        def three(server: ServerProcess) -> list[int]:
+            # One at a time per process: both restart side by side, nothing queues long
+            # enough to meet Gotenberg's 30 s API timeout on a busy machine.
+            return [httpx.post(f"{server.url}/forms/libreoffice/convert",
+                               files={"files": ("invoice.docx", docx, DOCX)},
+                               timeout=120).status_code for _ in range(3)]
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = list(pool.map(three, pair))
+        assert codes == [[200] * 3] * 2
         for name in ("a", "b"):
             (tmp,) = (tmp_path / name).glob("gotenberg-*-tmp")
             assert any(p.name.startswith("lu") for p in tmp.iterdir()), list(tmp.iterdir())
