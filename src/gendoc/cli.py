@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +102,9 @@ def _up(args: argparse.Namespace) -> int:
               "(Ctrl-C stops both)", file=sys.stderr, flush=True)
         if args.ready_file:
             Path(args.ready_file).write_text("ready\n")
-        while all(p.proc.poll() is None for p in running):
-            time.sleep(0.5)
+        # Block until either child exits, without reaping it (WNOWAIT), so that
+        # Popen still collects its status; a signal ends the wait at once.
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
         return 1  # one of them died on its own
     except KeyboardInterrupt:
         return 0
@@ -169,7 +170,13 @@ def _bench(argv: list[str]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gendoc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_component_commands(sub)
+    _add_local_commands(sub)
+    return parser
 
+
+def _add_component_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """One subcommand per container: what each image runs."""
     p = sub.add_parser("serve", help="run the rendering service (container gendoc-service)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
@@ -201,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level")
     p.set_defaults(func=_operator)
 
+
+def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands for a developer's machine: the local stack, a render, the benchmark."""
     p = sub.add_parser("up", help="run converter and service together on loopback, no Kubernetes")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--converter-port", type=int, default=3000)
@@ -224,8 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for --help; `main` hands its arguments to the suite's own parser.
     sub.add_parser("bench", help="load benchmark, baselines in the same run: "
                    "`gendoc bench [stack|converter] --help`")
-
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
