@@ -28,7 +28,7 @@ from converter.converter_docs import (
     with_macros,
 )
 from converter.converter_support import CONVERT, docx_file, pdf_text
-from docx_helpers import make_docx, with_part_reencoded
+from docx_helpers import make_docx, uninflatable_bomb, with_part_reencoded
 
 pytestmark = pytest.mark.libreoffice
 SECRET = "gendoc-canary-secret-7f3a"
@@ -229,15 +229,16 @@ def test_data_cannot_add_links_or_fields(stack: tuple[ServerProcess, ServerProce
     assert CanaryServer.hits == []
 
 
-def test_the_converter_refuses_macros_and_doctypes_with_400(
+def test_the_converter_refuses_macros_doctypes_and_bombs_with_400(
         stack: tuple[ServerProcess, ServerProcess]) -> None:
-    """docs/security.md: a macro package or a DOCTYPE is a 400 from the converter's API too
-    (the service answers 422 before it would get there)."""
+    """docs/security.md: a macro package, a DOCTYPE or a zip bomb is a 400 from the
+    converter's API too (the service answers 422 before it would get there)."""
     converter = stack[1]
     doctype = edit_part(make_docx("x"), "word/document.xml", lambda xml: xml.replace(
         "?>", '?><!DOCTYPE w:document [<!ENTITY e "External">]>', 1))
     for name, document, says in (("macros", with_macros(make_docx("x")), "macros"),
-                                 ("doctype", doctype, "DOCTYPE")):
+                                 ("doctype", doctype, "DOCTYPE"),
+                                 ("bomb", uninflatable_bomb(), "more than the allowed 200:1")):
         r = httpx.post(f"{converter.url}{CONVERT}", files=[docx_file("t.docx", document)],
                        timeout=60)
         assert r.status_code == 400, (name, r.text)
