@@ -39,6 +39,8 @@ from typing import Any
 
 import httpx
 
+from gendoc.bench.load import own_cpu_seconds
+
 from . import profile
 from .instance import Instance
 from .options import ConversionOptions
@@ -57,6 +59,9 @@ class Result:
     latencies: list[float] = field(default_factory=list, repr=False)
     errors: Counter[str] = field(default_factory=Counter)
     rounds: list[float] = field(default_factory=list)  # conversions/min, one per round
+    # CPU of this process while timed: for `http` the load generator's own, for the
+    # in-process modes the driving threads (part of what is measured).
+    bench_cpu_s: float = 0.0
 
     @property
     def ok(self) -> int:
@@ -76,6 +81,7 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def summary(self) -> dict[str, object]:
+        cores = os.cpu_count() or 1
         data = asdict(self)
         del data["latencies"]
         data.update(ok=self.ok, per_minute=round(self.per_minute, 1),
@@ -83,7 +89,9 @@ class Result:
                     p95_ms=round(self.percentile(0.95) * 1000, 1),
                     mean_ms=round(statistics.fmean(self.latencies) * 1000, 1)
                     if self.latencies else None,
-                    errors=dict(self.errors))
+                    errors=dict(self.errors),
+                    bench_cpu_share=round(self.bench_cpu_s / (self.seconds * cores), 3)
+                    if self.seconds else 0.0)
         return data
 
 
@@ -95,6 +103,7 @@ async def _closed_loop(result: Result, call: Call, concurrency: int, seconds: fl
     """`concurrency` workers call `call()` back to back until time or count runs out."""
     for _ in range(warmup):
         await call()
+    cpu = own_cpu_seconds()
     started = time.monotonic()
     end = started + seconds
     issued = 0
@@ -115,6 +124,7 @@ async def _closed_loop(result: Result, call: Call, concurrency: int, seconds: fl
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.seconds = time.monotonic() - started
+    result.bench_cpu_s = own_cpu_seconds() - cpu
 
 
 async def _uno(mode: str, document: bytes, instances: int, args: argparse.Namespace,
@@ -336,6 +346,7 @@ def _merge_into(merged: dict[str, Result], result: Result) -> None:
     total = merged.setdefault(result.mode, Result(result.mode, result.instances,
                                                   result.concurrency))
     total.seconds += result.seconds
+    total.bench_cpu_s += result.bench_cpu_s
     total.rounds.append(round(result.per_minute, 1))
     total.latencies += result.latencies
     total.errors.update(result.errors)

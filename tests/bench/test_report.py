@@ -95,8 +95,9 @@ def test_converter_table_labels_single_for_what_it_is() -> None:
     result = {"date": "2026-11-28", "cpus": 2, "rounds": 3, "ratios": {"http/single": 1.7},
               "results": [{"mode": "single", "instances": 1, "concurrency": 1,
                            "per_minute": 780, "rounds": [760, 780, 800], "p50_ms": 75,
-                           "p95_ms": 98}]}
+                           "p95_ms": 98, "bench_cpu_share": 0.5}]}
     text = report.converter_section(result)
     assert "one warm LibreOffice of ours driven in-process over UNO" in text
+    assert "| 1 | 1 | 780 (760\N{EN DASH}800) | 75 ms | 98 ms |  |" in text
     assert "Gotenberg" not in text
     assert "http / single = **1.70**" in text

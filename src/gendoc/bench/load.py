@@ -93,7 +93,7 @@ def http_clients(urls: list[str]) -> list[httpx.AsyncClient]:
 
 
 # -- CPU and memory ----------------------------------------------------------------
-def _own_cpu_seconds() -> float:
+def own_cpu_seconds() -> float:
     """CPU of this process (the load generator, every thread), not of its children."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -144,10 +144,10 @@ class Measured:
 
 async def measure(load: Awaitable[tuple[list[Sample], float]], pids: list[int]) -> Measured:
     """Run `load`, with the CPU it and the machine used and the peak RSS of `pids`' trees."""
-    cpu0, busy0 = _own_cpu_seconds(), _machine_busy_seconds()
+    cpu0, busy0 = own_cpu_seconds(), _machine_busy_seconds()
     with PeakRss(pids) as rss:
         samples, seconds = await load
-    return Measured(samples, seconds, _own_cpu_seconds() - cpu0,
+    return Measured(samples, seconds, own_cpu_seconds() - cpu0,
                     _machine_busy_seconds() - busy0, rss.peak_kb)
 
 

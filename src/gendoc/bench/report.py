@@ -50,16 +50,19 @@ def converter_section(result: dict[str, Any]) -> str:
     lines = [
         f"**The converter alone**, {result['date']}, {result['cpus']} cores — "
         f"`{result.get('command', 'gendoc bench converter')}`; conversions/min is the median "
-        f"of {rounds} rounds (lowest\N{EN DASH}highest in brackets), the one-page invoice:",
+        f"of {rounds} rounds (lowest\N{EN DASH}highest in brackets), the one-page invoice; "
+        "client CPU is the HTTP load generator's own share of the machine's CPU "
+        "(the other modes drive LibreOffice in-process, with no client):",
         "",
-        "| mode | LibreOffice instances | clients | conversions/min | p50 | p95 |",
-        "|---|---|---|---|---|---|",
+        "| mode | LibreOffice instances | clients | conversions/min | p50 | p95 | client CPU |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in result["results"]:
         lines.append(
             f"| {CONVERTER_LABELS.get(r['mode'], r['mode'])} | {r['instances']} | "
             f"{r['concurrency']} | {_n(r['per_minute'])}{_spread(r.get('rounds', []))} | "
-            f"{r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms |")
+            f"{_s(r['p50_ms'] / 1000)} | {_s(r['p95_ms'] / 1000)} | "
+            f"{_pct(r['bench_cpu_share']) if r['mode'] == 'http' else ''} |")
     ratios = result.get("ratios", {})
     if ratios:
         lines += ["", "; ".join(f"{name.replace('/', ' / ')} = **{value:.2f}**"
