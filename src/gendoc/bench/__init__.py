@@ -35,7 +35,9 @@ DEFAULT_MODES = "cold,single,gotenberg-1,gotenberg-1-norestart,gotenberg-cores,"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gendoc bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--modes", default=DEFAULT_MODES, help="comma-separated, in this order")
+    p.add_argument("--modes", default=DEFAULT_MODES,
+                   help="comma-separated, in this order (default: these, and "
+                   "gotenberg-1-norestart-unoconv when Gotenberg's own unoconverter is installed)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of every mode (median, spread)")
     p.add_argument("--concurrency", type=int, default=8, help="closed model: clients at once")
     p.add_argument("--duration", type=float, default=15.0,
@@ -79,6 +81,10 @@ def settings_from(args: argparse.Namespace) -> stack.Settings:
     unoconverter = args.unoconverter or ""
     if not unoconverter and any(m.startswith("gotenberg") for m in modes + size_peers):
         unoconverter = default_unoconverter()
+    if args.modes == DEFAULT_MODES and unoconverter == "unoconverter":
+        # Beside Gotenberg's own unoconverter, the stand-in a clone installs by itself, so
+        # the tables show whether it is as fast.
+        modes.insert(modes.index("gotenberg-1-norestart") + 1, "gotenberg-1-norestart-unoconv")
     return stack.Settings(
         modes=modes, rounds=args.rounds, concurrency=args.concurrency,
         duration=args.duration, warmup=args.warmup, open_duration=args.open_duration,
