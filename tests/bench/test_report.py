@@ -101,3 +101,9 @@ def test_converter_table_labels_single_for_what_it_is() -> None:
     assert "| 1 | 1 | 780 (760\N{EN DASH}800) | 75 ms | 98 ms |  |" in text
     assert "Gotenberg" not in text
     assert "http / single = **1.70**" in text
+
+
+def test_failed_runs_are_listed_with_the_results() -> None:
+    result = _stack() | {"failures": ["gotenberg-2, round 2: HTTPStatusError: 503 |\nmore"]}
+    text = report.stack_section(result)
+    assert "- gotenberg-2, round 2: HTTPStatusError: 503 \\| more" in text

@@ -71,15 +71,20 @@ async def open_model(call: Call, per_minute: float,
     return samples, max(time.perf_counter() - started, count * interval)
 
 
-def http_call(clients: list[httpx.AsyncClient], request: dict[str, Any], pdf: bool) -> Call:
+def http_call(clients: list[httpx.AsyncClient], request: dict[str, Any],
+              pdfs: list[bytes] | None) -> Call:
     """One request per call, round-robin over `clients` (one per peer process, as a
-    Kubernetes Service spreads connections over pods); a PDF answer must be a PDF."""
+    Kubernetes Service spreads connections over pods). With `pdfs` (a list), an answer
+    must be a PDF, and the first one is kept there (for its page count)."""
     turn = itertools.cycle(clients)
 
     async def call() -> int:
         response = await next(turn).request(**request)
-        if response.status_code == 200 and pdf and not response.content.startswith(b"%PDF"):
-            return NOT_A_PDF
+        if response.status_code == 200 and pdfs is not None:
+            if not response.content.startswith(b"%PDF"):
+                return NOT_A_PDF
+            if not pdfs:
+                pdfs.append(response.content)
         return response.status_code
 
     return call

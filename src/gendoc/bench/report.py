@@ -36,6 +36,10 @@ def _spread(rounds: list[float]) -> str:
     return f" ({_n(min(rounds))}\N{EN DASH}{_n(max(rounds))})"
 
 
+def _rounds(count: int) -> str:
+    return f"{count} round" + ("s" if count != 1 else "")
+
+
 def _statuses(status: dict[str, int]) -> str:
     return ", ".join(f"{count:,} \N{MULTIPLICATION SIGN} {code}" for code, count in status.items())
 
@@ -50,7 +54,7 @@ def converter_section(result: dict[str, Any]) -> str:
     lines = [
         f"**The converter alone**, {result['date']}, {result['cpus']} cores — "
         f"`{result.get('command', 'gendoc bench converter')}`; conversions/min is the median "
-        f"of {rounds} rounds (lowest\N{EN DASH}highest in brackets), the one-page invoice; "
+        f"of {_rounds(rounds)} (lowest\N{EN DASH}highest in brackets), the one-page invoice; "
         "client CPU is the HTTP load generator's own share of the machine's CPU "
         "(the other modes drive LibreOffice in-process, with no client):",
         "",
@@ -58,11 +62,11 @@ def converter_section(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in result["results"]:
+        client = _pct(r.get("bench_cpu_share", 0.0)) if r["mode"] == "http" else ""
         lines.append(
             f"| {CONVERTER_LABELS.get(r['mode'], r['mode'])} | {r['instances']} | "
             f"{r['concurrency']} | {_n(r['per_minute'])}{_spread(r.get('rounds', []))} | "
-            f"{_s(r['p50_ms'] / 1000)} | {_s(r['p95_ms'] / 1000)} | "
-            f"{_pct(r['bench_cpu_share']) if r['mode'] == 'http' else ''} |")
+            f"{_s(r['p50_ms'] / 1000)} | {_s(r['p95_ms'] / 1000)} | {client} |")
     ratios = result.get("ratios", {})
     if ratios:
         lines += ["", "; ".join(f"{name.replace('/', ' / ')} = **{value:.2f}**"
@@ -91,7 +95,7 @@ def stack_section(result: dict[str, Any]) -> str:
     descriptions = result["descriptions"]
     lines = [
         f"**The whole stack and its peers**, {result['date']}, {result['cores']} cores "
-        f"({result['cpu']}) — `{result.get('command', 'gendoc bench')}`, {s['rounds']} rounds "
+        f"({result['cpu']}) — `{result.get('command', 'gendoc bench')}`, {_rounds(s['rounds'])} "
         f"of {s['duration']:g} s per mode after {s['warmup']:g} s of the same load as "
         f"warm-up; PDFs/min is the median of the rounds (lowest\N{EN DASH}highest in brackets), "
         "latencies are pooled; the last column is the load generator's own share of the "
@@ -104,7 +108,8 @@ def stack_section(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         p95 = _s(r["p95"])
         if r["model"] == "overload":
-            p95 = f"admitted {_s(r['ok_p95'])}; refused {_s(r['refused_p95'])}"
+            refused = _s(r["refused_p95"]) or "none"
+            p95 = f"admitted {_s(r['ok_p95'])}; refused {refused}"
         rss = f"{r['peak_rss_mb']:,.0f} MB" if r["peak_rss_mb"] else ""
         lines.append(
             f"| {_mode_label(r, descriptions, seen)} | {_load(r)} | "
@@ -118,6 +123,9 @@ def stack_section(result: dict[str, Any]) -> str:
         for name, value in ratios.items():
             base = name.split("/", 1)[1]
             lines.append(f"- / `{base}` ({descriptions.get(base, base)}): **{value:.2f}**")
+    if result.get("failures"):
+        lines += ["", "Runs that failed (their rounds are missing above):", ""]
+        lines += [f"- {_md(failure)}" for failure in result["failures"]]
     return "\n".join(lines)
 
 
@@ -173,7 +181,7 @@ COLORS = ["#c33", "#36c", "#2a2", "#a6c", "#e90"]
 
 def sizes_svg(result: dict[str, Any]) -> str:
     """Two panels against pages (log scale): PDFs/min, and p95 in seconds; a line a peer."""
-    w, h, panel_w, left, top, bottom = 860, 380, 340, 70, 50, 60
+    w, h, panel_w, left, top, bottom = 900, 380, 340, 70, 50, 60
     rows = [r for r in result["sizes"] if r["pages"]]
     peers = list(dict.fromkeys(r["mode"] for r in rows))
     pages = sorted({r["pages"] for r in rows}) or [1]
@@ -233,6 +241,11 @@ def _nice(value: float) -> float:
         if value <= 4 * step * mult:
             return 4 * step * mult
     return 40 * step
+
+
+def _md(text: str) -> str:
+    """One line of Markdown: no line breaks, no table pipes."""
+    return " ".join(text.split()).replace("|", "\\|")[:300]
 
 
 def _xml(text: str) -> str:

@@ -8,6 +8,7 @@ median of its rounds (the JSON keeps each round), its latencies are pooled.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import os
@@ -61,6 +62,7 @@ class Bench:
         self.descriptions: dict[str, str] = {}
         self.pages: dict[str, int] = {}
         self.overload_rate = 0.0
+        self.failures: list[str] = []
         self.docs = {name: documents.ALL[name]() for name in
                      dict.fromkeys(["invoice", *settings.sizes])}
         self.rendered = {name: doc.rendered() for name, doc in self.docs.items()}
@@ -78,14 +80,14 @@ class Bench:
               f"{len(row.rounds)}: {row.rounds[-1]:.0f}/min ok, {_codes(run)}",
               file=sys.stderr, flush=True)
 
-    def _http(self, target: peers.Target, request: dict[str, Any], pdf: bool,
+    def _http(self, target: peers.Target, request: dict[str, Any], pdfs: list[bytes] | None,
               runs: list[tuple[Row, Load]], concurrency: int = 0) -> None:
         """The warm-up (the closed load of `concurrency` clients), then each (row, load) in
-        turn, on one event loop and its clients."""
+        turn, on one event loop and its clients; PDF answers must be PDFs (see http_call)."""
         async def go() -> None:
             clients = http_clients(target.urls)
             try:
-                call = http_call(clients, request, pdf)
+                call = http_call(clients, request, pdfs)
                 await closed(call, concurrency or self.s.concurrency, self.s.warmup)
                 for row, load in runs:
                     self._record(row, await measure(load(call), target.pids))
@@ -114,7 +116,12 @@ class Bench:
                    "files": {"files": (f"{document}.docx", self.rendered[document], DOCX)}}
         row = self._size_row(mode, document, f"c={c}") if size else \
             self._row(mode, "closed", f"c={c}")
-        self._http(target, request, True, [(row, _closed_load(c, self.s.duration))], c)
+        pdfs: list[bytes] = []
+        self._http(target, request, pdfs, [(row, _closed_load(c, self.s.duration))], c)
+        if pdfs:
+            # Each peer's own count of pages: the table shows it if two layouts differ.
+            row.pages = len(PdfReader(io.BytesIO(pdfs[0])).pages)
+            self.pages.setdefault(document, row.pages)
 
     def gendoc(self) -> None:
         with peers.running(peers.stack(self.workdir, self.s.pool_size)) as target:
@@ -138,13 +145,13 @@ class Bench:
             for rate in self.s.rates:
                 runs.append((self._row(mode, "open", f"{rate:.0f}/min"),
                              _open_load(rate, self.s.open_duration)))
-        self._http(target, request, fmt == "pdf", runs)
+        self._http(target, request, [] if fmt == "pdf" else None, runs)
         if mode == "gendoc" and self.s.overload:
             # Twice the capacity of the first round, the same rate in every round.
             self.overload_rate = self.overload_rate or round(2 * closed_row.rounds[0])
             if self.overload_rate:
                 row = self._row(mode, "overload", f"{self.overload_rate:.0f}/min")
-                self._http(target, request, True,
+                self._http(target, request, [],
                            [(row, _open_load(self.overload_rate, self.s.open_duration))])
 
     def gotenberg(self, mode: str) -> None:
@@ -159,38 +166,47 @@ class Bench:
                 target.description + ", over HTTP"
             self.converter_mode("single", target)
 
-    def sizes(self) -> None:
-        for peer in self.s.size_peers:
-            if peer == "converter":
-                target = peers.converter(self.workdir, self.s.pool_size)
-            else:
-                target = peers.gotenberg(self.workdir, peers.GotenbergConfig.parse(peer),
-                                         self.s.unoconverter)
-            with peers.running(target):
-                self.descriptions[peer] = target.description
-                for document in self.s.sizes:
-                    pages = _count_pages(target.urls[0], self.rendered[document])
-                    self.pages.setdefault(document, pages)
-                    self.converter_mode(peer, target, document, size=True)
-                    # Each peer's own count: the table shows it if two layouts differ.
-                    self.size_rows[(peer, document)].pages = pages
+    def sizes(self, peer: str) -> None:
+        if peer == "converter":
+            target = peers.converter(self.workdir, self.s.pool_size)
+        else:
+            target = peers.gotenberg(self.workdir, peers.GotenbergConfig.parse(peer),
+                                     self.s.unoconverter)
+        with peers.running(target):
+            self.descriptions[peer] = target.description
+            for document in self.s.sizes:
+                self.converter_mode(peer, target, document, size=True)
 
     # -- the whole run ---------------------------------------------------------------------
+    def _runner(self, mode: str) -> Callable[[], None]:
+        if mode == "cold":
+            return self.cold
+        if mode == "single":
+            return self.single
+        if mode.startswith("gotenberg"):
+            return lambda: self.gotenberg(mode)
+        if mode == "gendoc" or (mode == "gendoc-docx" and "gendoc" not in self.s.modes):
+            return self.gendoc
+        return lambda: None  # gendoc-docx runs with gendoc
+
+    def _guarded(self, what: str, round_: int, step: Callable[[], None]) -> None:
+        """One mode's round; if it breaks (a peer that will not start, say), the failure is
+        recorded and shown with the results, and the other modes still run."""
+        try:
+            step()
+        except Exception as exc:
+            failure = f"{what}, round {round_ + 1}: {type(exc).__name__}: {exc}"
+            self.failures.append(failure)
+            print(f"  FAILED {failure}", file=sys.stderr, flush=True)
+
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         for round_ in range(self.s.rounds):
             print(f"bench: round {round_ + 1}/{self.s.rounds}", file=sys.stderr, flush=True)
             for mode in self.s.modes:
-                if mode == "cold":
-                    self.cold()
-                elif mode == "single":
-                    self.single()
-                elif mode.startswith("gotenberg"):
-                    self.gotenberg(mode)
-                elif mode == "gendoc" or (mode == "gendoc-docx" and "gendoc" not in self.s.modes):
-                    self.gendoc()
-            if self.s.sizes:
-                self.sizes()
+                self._guarded(mode, round_, self._runner(mode))
+            for peer in self.s.size_peers if self.s.sizes else []:
+                self._guarded(f"sizes {peer}", round_, functools.partial(self.sizes, peer))
         rows = [r.public() for r in self.rows.values()]
         sizes = [r.public() for r in self.size_rows.values()]
         return {
@@ -208,15 +224,8 @@ class Bench:
             "rows": rows,
             "sizes": sizes,
             "ratios": ratios(rows),
+            "failures": self.failures,
         }
-
-
-def _count_pages(url: str, docx: bytes) -> int:
-    """Pages of the PDF this converter makes of `docx`."""
-    response = httpx.post(url + CONVERT, timeout=300,
-                          files={"files": ("document.docx", docx, DOCX)})
-    response.raise_for_status()
-    return len(PdfReader(io.BytesIO(response.content)).pages)
 
 
 def _codes(run: Measured) -> dict[int, int]:
