@@ -87,3 +87,14 @@ def with_part_reencoded(docx: bytes, name: str, encoding: str = "utf-16") -> byt
     """The package with part `name` re-encoded (see `reencoded`)."""
     return replace_in_zip(docx, name, reencoded(zipfile.ZipFile(io.BytesIO(docx)).read(name),
                                                 encoding))
+
+
+# Templates that keep a render busy (pure Jinja looping). SLOW_LOOP ends on its
+# own: ~1.5-3 s on an idle 2-core machine, up to ~15 s when test runs share the
+# cores (threads cannot be stopped, so a thread backend needs one that ends).
+# ENDLESS_LOOP would run for hours: only a time limit, a deadline or a
+# shutdown ends it.
+SLOW_LOOP = ("{% set ns = namespace(n=0) %}{% for i in range(1000) %}{% for j in range(1000) %}"
+             "{% set ns.n = ns.n + j %}{% endfor %}{% endfor %}{{ ns.n }}")
+ENDLESS_LOOP = ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+                "{% endfor %}")

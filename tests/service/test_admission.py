@@ -14,17 +14,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from conftest import ServerProcess, start_service
-from docx_helpers import make_docx
+from docx_helpers import SLOW_LOOP, make_docx
 
 from gendoc.readiness import wait_until
 
-# ~1.5-3 s of pure Jinja looping on this machine when idle (up to ~15 s when
-# the two cores are shared by several test runs): long enough to hold the slot
-# while each test takes its few steps, always well inside the render limit.
-SLOW = make_docx(
-    "{% set ns = namespace(n=0) %}{% for i in range(1000) %}{% for j in range(1000) %}"
-    "{% set ns.n = ns.n + j %}{% endfor %}{% endfor %}{{ ns.n }}"
-)
+# Holds the slot while each test takes its few steps, well inside the render
+# limit even on a loaded machine (docx_helpers.SLOW_LOOP).
+SLOW = make_docx(SLOW_LOOP)
 FAST = make_docx("fast")
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from docx_helpers import make_docx, part_texts
+from docx_helpers import ENDLESS_LOOP, SLOW_LOOP, make_docx, part_texts
 from gendoc_service.backends import RenderBackend, ThreadBackend
 from gendoc_service.errors import DeadlineExceeded, Problem, RenderTimeout, UndefinedVariables
 from gendoc_service.rendering import Renderer
@@ -15,13 +15,10 @@ from gendoc_service.workers import ProcessBackend, WorkerLimits
 
 from gendoc.deadline import Deadline
 
-# Hours of pure Jinja looping: a worker process is killed, so it may never end.
-ENDLESS = make_docx("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
-                    "{% endfor %}")
-# A few seconds of it: a thread cannot be stopped, so it must end on its own
-# (it finishes in the background after the render has been answered).
-SLOW = make_docx("{% set ns = namespace(n=0) %}{% for i in range(1500) %}{% for j in range(1000) %}"
-                 "{% set ns.n = ns.n + j %}{% endfor %}{% endfor %}{{ ns.n }}")
+# A worker process is killed, so its render may never end; a thread cannot be
+# stopped, so its render must end on its own (in the background, once answered).
+ENDLESS = make_docx(ENDLESS_LOOP)
+SLOW = make_docx(SLOW_LOOP)
 HELLO = make_docx("Hello {{ who }}")
 
 

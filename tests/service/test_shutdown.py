@@ -12,18 +12,12 @@ from pathlib import Path
 
 import httpx
 from conftest import ServerProcess, start_service
-from docx_helpers import make_docx
+from docx_helpers import ENDLESS_LOOP, SLOW_LOOP, make_docx
 
 from gendoc.readiness import wait_until
 
-# Seconds of Jinja looping (~1.5-3 s idle, longer on a loaded machine).
-SLOW = make_docx(
-    "{% set ns = namespace(n=0) %}{% for i in range(1000) %}{% for j in range(1000) %}"
-    "{% set ns.n = ns.n + j %}{% endfor %}{% endfor %}{{ ns.n }}"
-)
-# Hours of it: only the end of the graceful shutdown (or the render limit) stops it.
-ENDLESS = make_docx("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
-                    "{% endfor %}")
+SLOW = make_docx(SLOW_LOOP)
+ENDLESS = make_docx(ENDLESS_LOOP)  # only the end of the drain (or a limit) stops it
 
 
 def in_flight(server: ServerProcess) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from conftest import ServerProcess, start_service
-from docx_helpers import make_docx, part_texts
+from docx_helpers import ENDLESS_LOOP, make_docx, part_texts
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,7 @@ def test_endless_loop_hits_the_time_limit_and_the_worker_is_replaced(
         bounded: ServerProcess) -> None:
     before = worker_pids(bounded)
     started = time.monotonic()
-    r = render(bounded, "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
-                        "{% endfor %}")
+    r = render(bounded, ENDLESS_LOOP)
     assert r.status_code == 422 and r.json()["type"].endswith("/render-time-limit")
     assert time.monotonic() - started < 10
     ok = render(bounded, "still {{ fine }}", {"fine": "working"})
