@@ -42,8 +42,10 @@ class RenderJob:
 
 
 def converter_for(services: Services, fmt: Format) -> ConverterClient | None:
-    """The converter a format needs; 501 when PDF is asked and none is configured."""
-    if fmt == "pdf" and services.converter is None:
+    """The converter a format needs (None for DOCX); 501 for PDF when none is configured."""
+    if fmt == "docx":
+        return None
+    if services.converter is None:
         raise FormatNotImplemented("PDF output needs a converter; none is configured.")
     return services.converter
 
@@ -53,7 +55,7 @@ async def produce(services: Services, job: RenderJob, deadline: Deadline) -> byt
     converter = converter_for(services, job.format)
     async with services.admission.slot(deadline):
         document = await render(services, job.docx, job.data, job.strict, deadline)
-        if converter is not None and job.format == "pdf":
+        if converter is not None:
             document = await convert(services, converter, f"{job.name}.docx", document, deadline)
     return document
 

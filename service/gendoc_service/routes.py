@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from anyio import to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -150,7 +150,6 @@ async def render(request: Request) -> Response:
     limit_headers = charge(services.limiter, services.metrics, request)
     deadline = deadline_for(request.headers, services.settings.request_timeout)
     job = await render_job(request, services)
-    pipeline.converter_for(services, job.format)  # 501 before any work
     try:
         document = await cancel_on_disconnect(request, pipeline.produce(services, job, deadline))
     except ClientDisconnected:
@@ -162,7 +161,7 @@ async def render(request: Request) -> Response:
 _MEDIA_TYPES = {"pdf": PDF_MEDIA_TYPE, "docx": docxpkg.DOCX_MEDIA_TYPE}
 
 
-def _document_headers(job: pipeline.RenderJob, extra: dict[str, str]) -> dict[str, Any]:
+def _document_headers(job: pipeline.RenderJob, extra: dict[str, str]) -> dict[str, str]:
     name = safe_filename(job.filename, job.format)
     headers = {"Content-Disposition": f'attachment; filename="{name}"', **extra}
     if job.version:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import io
 import uuid
 import zipfile
+from pathlib import Path
 
 import httpx
+from conftest import start_service
 from docx_helpers import make_docx, part_texts
+
+from gendoc.procs import free_port
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -62,3 +66,24 @@ def test_batch_request_errors(client: httpx.Client) -> None:
 def test_pdf_batch_without_converter_is_501(client: httpx.Client) -> None:
     r = client.post("/v1/render/batch", json={"template": stored(client, "x"), "items": [{}]})
     assert r.status_code == 501
+
+
+def test_docx_never_goes_to_the_converter(tmp_path: Path) -> None:
+    """With a converter configured but down, DOCX (single and batch) still works; PDF is 503."""
+    server = start_service(tmp_path, converter_url=f"http://127.0.0.1:{free_port()}")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            name = stored(client, "Dear {{ who }}")
+            one = client.post("/v1/render", json={"template": name, "format": "docx",
+                                                  "data": {"who": "Ada"}})
+            assert one.status_code == 200 and one.headers["content-type"] == DOCX
+            batch = client.post("/v1/render/batch", json={"template": name, "format": "docx",
+                                                          "items": [{"who": "Ada"}, {}]})
+            assert batch.status_code == 200, batch.text
+            names = zipfile.ZipFile(io.BytesIO(batch.content)).namelist()
+            assert names == [f"{name}-0001.docx", f"{name}-0002.docx"]
+            pdf = client.post("/v1/render", json={"template": name, "format": "pdf"})
+            assert pdf.status_code == 503
+            assert pdf.json()["type"].endswith("/converter-unavailable")
+    finally:
+        server.stop()
