@@ -123,6 +123,7 @@ class Instance:
         self._pipe = profile.accept_pipe(os.getpid(), index)
         self._proc: subprocess.Popen[bytes] | None = None
         self._desktop: Any = None
+        self._inodes: dict[Path, int] = {}  # of its own directories, as made at start
 
     # -- lifecycle ------------------------------------------------------------
     @property
@@ -141,6 +142,7 @@ class Instance:
             profile.clone(self._template, self.profile)
             for own in (self.home, self.tmp, self.scratch):
                 own.mkdir(parents=True)
+            self._inodes = {own: own.stat().st_ino for own in self._own()}
             self._proc = subprocess.Popen(
                 profile.soffice_args(self._soffice, self.profile, accept),
                 env=profile.soffice_env(self._environment, self.home, self.tmp),
@@ -253,9 +255,15 @@ class Instance:
         Missing (a cleaner removed it), not writable (read-only mount, immutable: root
         ignores plain permissions, access(2) does not ignore these), or a full file system.
         """
-        for own in (self.profile, self.home, self.tmp, self.scratch):
-            if not own.is_dir():
+        for own in self._own():
+            try:
+                inode = own.stat().st_ino
+            except OSError:
                 return f"its directory {own.name} is missing"
+            if inode != self._inodes.get(own, inode):
+                # Removed under it, then made again (LibreOffice makes the folder it
+                # stores into): whatever it kept there is gone.
+                return f"its directory {own.name} was removed"
             if not os.access(own, os.W_OK):
                 return f"its directory {own.name} is not writable"
         user = self.profile / "user"
@@ -269,6 +277,9 @@ class Instance:
             if stat.f_bavail * stat.f_frsize < self._min_free:
                 return "its work directory's file system is full"
         return None
+
+    def _own(self) -> tuple[Path, ...]:
+        return (self.profile, self.home, self.tmp, self.scratch)
 
     # -- work -------------------------------------------------------------------
     def convert(self, document: bytes, suffix: str, options: ConversionOptions) -> bytes:

@@ -64,6 +64,7 @@ class Slot:
         self.instance: Instance | None = None
         self.state = "starting"
         self.kill_reason: str | None = None  # set when the pool kills a hung instance
+        self.start_failed = False  # its last start failed: it is being retried
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lo{index}")
 
 
@@ -114,10 +115,7 @@ class Pool:
     async def close(self) -> None:
         """Stop taking work, drain with a time limit, then stop every instance (kill if need be)."""
         self._closing = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(Unavailable("The converter is shutting down.", retry_after=1))
+        self._fail_waiters(Unavailable("The converter is shutting down.", retry_after=1))
         if self._monitor:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,10 +154,13 @@ class Pool:
             await loop.run_in_executor(slot.executor, instance.start)
         except Exception:
             self._live.discard(instance)  # start() killed and reaped what it launched
-            slot.state = "restarting"
+            slot.state, slot.start_failed = "restarting", True
+            if all(s.start_failed for s in self.slots):
+                # No instance can start (its file system full, say): waiting is pointless.
+                self._fail_waiters(self._broken())
             self._publish()
             raise
-        slot.instance, slot.kill_reason = instance, None
+        slot.instance, slot.kill_reason, slot.start_failed = instance, None, False
         if self._closing:
             await self._stop(slot, instance)
             return
@@ -260,10 +261,23 @@ class Pool:
             self._idle.append(slot)
         self._publish()
 
+    def _fail_waiters(self, exc: Exception) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+    def _broken(self) -> Unavailable:
+        self.metrics.rejected.labels("unavailable").inc()
+        return Unavailable("No LibreOffice instance can start; retrying.",
+                           retry_after=math.ceil(RESTART_BACKOFF))
+
     async def _acquire(self, deadline: Deadline, retry: bool = False) -> Slot:
         if self._closing:
             self.metrics.rejected.labels("unavailable").inc()
             raise Unavailable("The converter is shutting down.", retry_after=1)
+        if all(s.start_failed for s in self.slots):
+            raise self._broken()
         if self._idle and not self._waiters:
             slot = self._idle.popleft()
             slot.state = "busy"

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,12 +112,15 @@ def spawn_gendoc(
     env: dict[str, str] | None = None,
     timeout: float = 120.0,
     new_session: bool = True,
+    prefix: Sequence[str] = (),
 ) -> GendocProcess:
-    """Start `python -m gendoc ARGS` and wait until GET ready_path answers 200."""
+    """Start `python -m gendoc ARGS` and wait until GET ready_path answers 200.
+
+    `prefix` runs it through another command that execs it (such as `nsenter`)."""
     out = log.open("wb") if log else None
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gendoc", *args],
+            [*prefix, sys.executable, "-m", "gendoc", *args],
             stdout=out, stderr=subprocess.STDOUT if out else None,
             env={**os.environ, **(env or {})}, start_new_session=new_session,
         )
