@@ -13,6 +13,7 @@ import pytest
 from converter.converter_docs import make_docx, with_macros
 from converter.converter_support import CONVERT, INVOICE, docx_file, metric, pdf_text
 from pypdf import PdfReader
+from pypdf.generic import DictionaryObject
 
 pytestmark = pytest.mark.libreoffice
 
@@ -99,8 +100,9 @@ def test_options_landscape_page_ranges_pdfa_pdfua(http: httpx.Client) -> None:
     box = reader.pages[0].mediabox
     assert box.width > box.height
     xmp = reader.xmp_metadata
-    assert xmp is not None and xmp.pdfaid_part == "2"  # type: ignore[attr-defined]
-    assert "/StructTreeRoot" in reader.trailer["/Root"]  # tagged (PDF/UA)
+    assert xmp is not None and xmp.pdfaid_part == "2"
+    catalog = reader.trailer["/Root"].get_object()
+    assert isinstance(catalog, DictionaryObject) and "/StructTreeRoot" in catalog  # PDF/UA
 
 
 @pytest.mark.parametrize(("files", "data"), [

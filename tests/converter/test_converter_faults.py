@@ -39,7 +39,8 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GendocProcess]:
     server.stop()
 
 
-def convert(url: str, doc: bytes = b"", **headers: str) -> httpx.Response:
+def convert(url: str, doc: bytes = b"", headers: dict[str, str] | None = None
+            ) -> httpx.Response:
     return httpx.post(url + CONVERT, files=[docx_file("d.docx", doc or INVOICE.read_bytes())],
                       headers=headers, timeout=60)
 
@@ -147,7 +148,7 @@ def test_a_hang_past_the_callers_deadline_is_503_with_retry_after(faulty: Gendoc
         os.kill(pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
-        response = convert(faulty.url, **{"Gendoc-Timeout": "1.5"})
+        response = convert(faulty.url, headers={"Gendoc-Timeout": "1.5"})
         assert response.status_code == 503
         assert int(response.headers["retry-after"]) >= 1
         assert time.monotonic() - started < 3  # never past the caller's deadline (+ slack)

@@ -85,17 +85,25 @@ def heal_under_load(server: GendocProcess, work: Path,
     return load.outcome, healed
 
 
-def empty(directory: Path) -> None:
-    for entry in directory.iterdir():
-        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+def empty_temp_dirs(dirs: list[Path]) -> None:
+    """What a real Gotenberg, tmpreaper or systemd-tmpfiles does: LibreOffice's lu*.tmp go."""
+    for directory in dirs:
+        for entry in (directory / "tmp").iterdir():
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def remove(name: str) -> Callable[[list[Path]], None]:
+    def fault(dirs: list[Path]) -> None:
+        for directory in dirs:
+            shutil.rmtree(directory / name)
+
+    return fault
 
 
 @pytest.mark.parametrize("fault", [
-    # What a real Gotenberg, tmpreaper or systemd-tmpfiles does: LibreOffice's lu*.tmp go.
-    pytest.param(lambda dirs: [empty(d / "tmp") for d in dirs], id="temp-files-removed"),
-    pytest.param(lambda dirs: [shutil.rmtree(d / "tmp") for d in dirs], id="temp-dir-removed"),
-    pytest.param(lambda dirs: [shutil.rmtree(d / "scratch") for d in dirs],
-                 id="scratch-dir-removed"),
+    pytest.param(empty_temp_dirs, id="temp-files-removed"),
+    pytest.param(remove("tmp"), id="temp-dir-removed"),
+    pytest.param(remove("scratch"), id="scratch-dir-removed"),
 ])
 def test_files_removed_under_load(healing: Converter,
                                   fault: Callable[[list[Path]], None]) -> None:

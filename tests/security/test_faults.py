@@ -6,7 +6,9 @@ client that retries as told gets every document; the stack recovers by itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -17,16 +19,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from converter.converter_support import soffice_pids, start_converter
+from conftest import ServerProcess, start_service
+from converter.converter_support import Load, metric, soffice_pids, start_converter
 from docx_helpers import make_docx
 
-from conftest import ServerProcess, start_service
 from gendoc.procs import spawn_gendoc
 from gendoc.readiness import wait_until
 
 pytestmark = pytest.mark.libreoffice
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-TEMPLATE = make_docx("Document {{ n }} for {{ who }}", "{% for i in range(40) %}line {{ i }} {% endfor %}")
+TEMPLATE = make_docx("Document {{ n }} for {{ who }}",
+                     "{% for i in range(40) %}line {{ i }} {% endfor %}")
 
 
 @dataclass
@@ -63,7 +66,8 @@ def burst(url: str, count: int, during: object = None, workers: int = 8) -> Outc
     outcome = Outcome()
     deadline = time.monotonic() + 120
     with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(fetch_with_retries, url, i, outcome, deadline) for i in range(count)]
+        futures = [pool.submit(fetch_with_retries, url, i, outcome, deadline)
+                   for i in range(count)]
         if callable(during):
             during()
         for f in futures:
@@ -83,7 +87,8 @@ def stack(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess, Path]]
 
 
 def pool_full(converter: ServerProcess, size: int = 2) -> bool:
-    return len(soffice_pids(converter)) == size and httpx.get(f"{converter.url}/health").status_code == 200
+    return (len(soffice_pids(converter)) == size
+            and httpx.get(f"{converter.url}/health").status_code == 200)
 
 
 def test_kill_9_of_an_instance_under_load(stack: tuple[ServerProcess, ServerProcess, Path]) -> None:
@@ -102,7 +107,8 @@ def test_kill_9_of_an_instance_under_load(stack: tuple[ServerProcess, ServerProc
     assert time.monotonic() - started < 10
 
 
-def test_sigstop_of_an_instance_under_load(stack: tuple[ServerProcess, ServerProcess, Path]) -> None:
+def test_sigstop_of_an_instance_under_load(
+        stack: tuple[ServerProcess, ServerProcess, Path]) -> None:
     service, converter, _ = stack
     victim = soffice_pids(converter)[0]
 
@@ -113,10 +119,8 @@ def test_sigstop_of_an_instance_under_load(stack: tuple[ServerProcess, ServerPro
     try:
         outcome = burst(service.url, 30, during=stop)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
     assert outcome.failures == [] and outcome.ok == 30, outcome
     wait_until(lambda: pool_full(converter) and victim not in soffice_pids(converter), 15,
                what="hung instance replaced")
@@ -126,16 +130,19 @@ def test_converter_stopped_and_restarted(stack: tuple[ServerProcess, ServerProce
     service, converter, tmp = stack
     port = int(converter.url.rsplit(":", 1)[1])
     converter.stop()
-    down = httpx.post(f"{service.url}/v1/render", json={"template": "letter", "data": {}, "format": "pdf"})
+    down = httpx.post(f"{service.url}/v1/render",
+                      json={"template": "letter", "data": {}, "format": "pdf"})
     assert down.status_code == 503 and int(down.headers["retry-after"]) >= 1
     assert httpx.get(f"{service.url}/readyz").status_code == 503
 
     outcome = Outcome()
     deadline = time.monotonic() + 120
     with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(fetch_with_retries, service.url, i, outcome, deadline) for i in range(12)]
+        futures = [pool.submit(fetch_with_retries, service.url, i, outcome, deadline)
+                   for i in range(12)]
         time.sleep(1.0)  # the clients are being refused now
-        restarted = spawn_gendoc(["converter", "--port", str(port), "--pool-size", "2"], port, "/health",
+        restarted = spawn_gendoc(["converter", "--port", str(port), "--pool-size", "2"], port,
+                                 "/health",
                                  log=tmp / "converter-restarted.log",
                                  env={"GENDOC_CONVERTER_WORK_DIR": str(tmp / "work2")}, timeout=90)
         up_at = time.monotonic()
@@ -172,3 +179,36 @@ def test_store_becoming_read_only(stack: tuple[ServerProcess, ServerProcess, Pat
     again = httpx.put(f"{service.url}/v1/templates/letter", content=make_docx("new {{ n }}"),
                       headers={"content-type": DOCX})
     assert again.status_code == 201
+
+
+def render(client: httpx.Client) -> httpx.Response:
+    return client.post("/v1/render", json={"template": "letter", "data": {"n": 1, "who": "x"},
+                                           "format": "pdf"})
+
+
+def test_instances_temp_files_removed_under_load(
+        stack: tuple[ServerProcess, ServerProcess, Path]) -> None:
+    """Issue 13 through the whole stack: what a real Gotenberg (or tmpreaper) does to a
+    shared temp directory, done to each instance's own: LibreOffice's lu*.tmp removed.
+    The converter replaces both instances and retries; the service's clients see no 4xx
+    and lose no document."""
+    service, converter, tmp = stack
+    pool = tmp / "work" / f"pool-{converter.proc.pid}"
+    old = set(soffice_pids(converter))
+    with Load(service.url, render, clients=6) as load:
+        load.delivered(10)
+        for instance in pool.glob("instance-*"):
+            for entry in (instance / "tmp").iterdir():
+                shutil.rmtree(entry)
+        made = time.monotonic()
+        wait_until(lambda: pool_full(converter) and old.isdisjoint(soffice_pids(converter)),
+                   10, interval=0.05, what="both instances replaced, pool whole")
+        healed = time.monotonic() - made
+        load.delivered(load.outcome.ok + 10)
+    assert load.outcome.failures == [], load.outcome
+    assert healed < 10
+    text = httpx.get(f"{converter.url}/metrics").text
+    assert metric(text, "gendoc_converter_failures_total", 'cause="document"') == 0
+    assert metric(text, "gendoc_converter_restarts_total", 'reason="environment"') + metric(
+        text, "gendoc_converter_restarts_total", 'reason="probe"') >= 2
+    print(f"\nMEASURED stack, temp files removed: healed in {healed:.1f}s, {load.outcome}")
