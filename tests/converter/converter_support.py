@@ -131,10 +131,11 @@ class Load:
         for thread in self._threads:
             thread.join(90)
 
-    def delivered(self, count: int, timeout: float = 60.0) -> None:
-        """Wait until `count` documents have been delivered in all."""
-        wait_until(lambda: self.outcome.ok >= count or self.outcome.failures, timeout,
-                   interval=0.05, what=f"{count} documents delivered")
+    def delivered(self, count: int, timeout: float = 60.0, *, fail_fast: bool = True) -> None:
+        """Wait until `count` documents have been delivered in all (or, with `fail_fast`,
+        one was lost: the test's assertions then say which)."""
+        wait_until(lambda: self.outcome.ok >= count or (fail_fast and self.outcome.failures),
+                   timeout, interval=0.05, what=f"{count} documents delivered")
 
     def _client(self) -> None:
         with httpx.Client(base_url=self.url, timeout=60) as client:

@@ -292,7 +292,8 @@ def test_beside_a_real_gotenberg_cleaning_the_same_tmp(tmp_path: Path) -> None:
         try:
             with Load(ours.url, send_invoice, clients=3) as load, \
                     Load(gotenberg.url, send_invoice, clients=2) as theirs:
-                theirs.delivered(40, timeout=180)  # at least 3 of its restarts and cleanings
+                # At least 3 of its restarts and cleanings (its own failures are not ours).
+                theirs.delivered(40, timeout=180, fail_fast=False)
                 load.delivered(load.outcome.ok + 40, timeout=120)
             assert not any(canary.exists() for canary in canaries)  # it did clean /tmp
             assert load.outcome.failures == [] and load.outcome.refusals == {}, load.outcome
