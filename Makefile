@@ -28,7 +28,7 @@ up: bootstrap
 ## Every figure of the README's performance section, Gotenberg included: the converter
 ## alone, the stack beside its baselines and peers, document sizes; then the README's
 ## tables and docs/bench/sizes.svg are written from the JSON (about 25 min, plus one
-## Gotenberg build the first time). QUICK=1: short runs (about 8 min) into
+## Gotenberg build the first time). QUICK=1: short runs (about 10 min) into
 ## $(OUT)/bench-quick/, with a copy of the README, to check that everything runs.
 BENCH_DIR := $(if $(QUICK),$(OUT)/bench-quick,docs/bench)
 BENCH_README := $(if $(QUICK),$(BENCH_DIR)/README.md,README.md)
