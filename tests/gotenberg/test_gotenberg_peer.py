@@ -21,6 +21,7 @@ from conftest import EXAMPLES, ServerProcess, start_service
 
 from gendoc.bench.documents import invoice
 from gendoc.bench.peers import start_gotenberg
+from gendoc.procs import descendants
 from gendoc.readiness import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.libreoffice]
@@ -99,9 +100,25 @@ def test_one_per_core_each_with_its_own_temp_directory(tmp_path: Path) -> None:
         with ThreadPoolExecutor(2) as pool:
             codes = list(pool.map(three, pair))
         assert codes == [[200] * 3] * 2
-        for name in ("a", "b"):
+        for name, server in zip(("a", "b"), pair, strict=True):
             (tmp,) = (tmp_path / name).glob("gotenberg-*-tmp")
-            assert any(p.name.startswith("lu") for p in tmp.iterdir()), list(tmp.iterdir())
+            # Its LibreOffice (there is one between restarts) runs with that directory as
+            # TMPDIR, where LibreOffice puts its lu* files.
+            assert wait_until(lambda s=server: _soffice_tmpdirs(s.proc.pid), 60,
+                              what="a LibreOffice under Gotenberg") == {str(tmp)}
     finally:
         for server in pair:
             server.stop()
+
+
+def _soffice_tmpdirs(pid: int) -> set[str]:
+    """TMPDIR of every soffice.bin below `pid` (empty while LibreOffice restarts)."""
+    found = set()
+    for child in descendants(pid):
+        if child.command.startswith("soffice"):
+            try:
+                environ = Path(f"/proc/{child.pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue  # it exited meanwhile
+            found |= {e[7:].decode() for e in environ if e.startswith(b"TMPDIR=")}
+    return found
