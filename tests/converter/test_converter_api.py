@@ -124,6 +124,14 @@ def test_a_non_multipart_body_is_400(http: httpx.Client) -> None:
                      headers={"Content-Type": "application/json"}).status_code == 400
 
 
+@pytest.mark.parametrize("value", ["soon", "nan", "inf", ""])
+def test_a_malformed_deadline_is_400(http: httpx.Client, value: str) -> None:
+    response = http.post(CONVERT, files=[docx_file("x.docx", make_docx("x"))],
+                         headers={"Gendoc-Timeout": value})
+    assert response.status_code == 400
+    assert "Gendoc-Timeout" in response.text
+
+
 def test_no_time_left_is_503_with_retry_after(http: httpx.Client) -> None:
     response = http.post(CONVERT, files=[docx_file("x.docx", make_docx("x"))],
                          headers={"Gendoc-Timeout": "0"})
