@@ -97,9 +97,8 @@ class Admission:
         """Seconds until the current queue has probably drained."""
         return predicted_wait(self._waiting, self._drain_interval)
 
-    @asynccontextmanager
-    async def slot(self, deadline: Deadline) -> AsyncIterator[None]:
-        """Hold one render slot, waiting for it at most until `deadline`."""
+    def _admit(self, deadline: Deadline) -> None:
+        """Refuse at once (429, or 503 for a deadline that cannot be met), or return."""
         now = time.monotonic()
         self._arrival_interval += 0.2 * (now - self._last_arrival - self._arrival_interval)
         self._last_arrival = now
@@ -107,17 +106,19 @@ class Admission:
         growing = self._arrival_interval * 1.15 < self._drain_interval
         refusal = decide(self._waiting, self._inflight, self.concurrency, self.capacity,
                          self._drain_interval, self.max_wait, deadline.at - now, growing)
-        if refusal is not None:
-            self._metrics.rejected.labels(refusal.reason).inc()
-            kind = TooManyRequests if refusal.status == 429 else DeadlineExceeded
-            raise kind(
-                f"The render queue is full ({self._waiting} waiting, about "
-                f"{refusal.retry_after:.1f} s to a free slot); retry later."
-                if refusal.status == 429 else
-                "The request's deadline would pass before its turn "
-                f"(about {refusal.retry_after:.1f} s).",
-                headers=retry_after(refusal.retry_after),
-            )
+        if refusal is None:
+            return
+        self._metrics.rejected.labels(refusal.reason).inc()
+        wait = f"about {refusal.retry_after:.1f} s"
+        if refusal.status == 429:
+            raise TooManyRequests(f"The render queue is full ({self._waiting} waiting, {wait} "
+                                  "to a free slot); retry later.",
+                                  headers=retry_after(refusal.retry_after))
+        raise DeadlineExceeded(f"The request's deadline would pass before its turn ({wait}).",
+                               headers=retry_after(refusal.retry_after))
+
+    async def _wait_for_slot(self, deadline: Deadline) -> None:
+        """Queue until a slot frees, at most until `deadline` (then 503)."""
         self._waiting += 1
         self._metrics.queue_depth.set(self._waiting)
         try:
@@ -134,16 +135,25 @@ class Admission:
         finally:
             self._waiting -= 1
             self._metrics.queue_depth.set(self._waiting)
+
+    def _release(self) -> None:
+        self._inflight -= 1
+        self._metrics.in_flight.set(self._inflight)
+        self._slots.release()
+        now = time.monotonic()
+        if self._waiting:  # saturated: this gap is the drain rate, not idleness
+            gap = now - self._last_release
+            self._drain_interval += 0.2 * (gap - self._drain_interval)
+        self._last_release = now
+
+    @asynccontextmanager
+    async def slot(self, deadline: Deadline) -> AsyncIterator[None]:
+        """Hold one render slot, waiting for it at most until `deadline`."""
+        self._admit(deadline)
+        await self._wait_for_slot(deadline)
         self._inflight += 1
         self._metrics.in_flight.set(self._inflight)
         try:
             yield
         finally:
-            self._inflight -= 1
-            self._metrics.in_flight.set(self._inflight)
-            self._slots.release()
-            now = time.monotonic()
-            if self._waiting:  # saturated: this gap is the drain rate, not idleness
-                gap = now - self._last_release
-                self._drain_interval += 0.2 * (gap - self._drain_interval)
-            self._last_release = now
+            self._release()
