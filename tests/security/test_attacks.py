@@ -122,6 +122,21 @@ def test_resource_exhaustion_is_bounded(svc: ServerProcess, name: str) -> None:
     assert ok.status_code == 200
 
 
+def test_the_time_limit_counts_rendering_not_the_workers_start_up(tmp_path: Path) -> None:
+    """A time limit shorter than a worker's start-up (about 1 s) still lets a small template
+    render, also on the worker that replaces one the limit stopped: only rendering counts."""
+    server = start_service(tmp_path, env={"GENDOC_RENDER_TIMEOUT": "0.5",
+                                          "GENDOC_RENDER_WORKERS": "1"})
+    try:
+        assert render(server, make_docx("first {{ x }}"), {"x": "ok"}).status_code == 200
+        endless = render(server, make_docx(EXHAUSTION["nested-loops"][0]))
+        assert endless.json()["type"].endswith("/render-time-limit"), endless.json()
+        after = render(server, make_docx("after {{ x }}"), {"x": "ok"})  # a fresh worker
+        assert after.status_code == 200, after.text
+    finally:
+        server.stop()
+
+
 def _zip(entries: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", method) as z:
