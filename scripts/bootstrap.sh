@@ -44,6 +44,7 @@ go_version="$(go env GOVERSION 2>/dev/null || true)"  # e.g. go1.26.8
 IFS=. read -r go_major go_minor _ <<<"${go_version#go}."
 if [ "${go_major:-0}" -lt 1 ] 2>/dev/null || { [ "${go_major:-0}" -eq 1 ] && [ "${go_minor:-0}" -lt 26 ]; }; then
   warn "Go >= 1.26 is not on PATH (found: ${go_version:-none}): the Kubernetes and Gotenberg" \
-    "tiers, which build their binaries with it from the Go module proxy, will fail"
+    "tiers and the S3 store tests, which build their binaries with it from the Go module" \
+    "proxy, will fail"
 fi
 echo "bootstrap: ready (.venv/bin/gendoc)"

@@ -35,12 +35,18 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     services = Services.of(request)
-    checks = {"store": "ok" if services.store.readable() else "unreadable"}
+    store = await to_thread.run_sync(services.store.health)  # may be a network call
+    checks = {"store": store.detail}
+    ready = store.ready
     if services.converter is not None:
         checks["converter"] = "ok" if await services.converter.healthy() else "unreachable"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                        status_code=200 if ready else 503)
+        ready = ready and checks["converter"] == "ok"
+    # "degraded": serving, but not everything (an object store that is down leaves
+    # renders of cached versions working, and every pod shares it: taking them all
+    # out of the Service would only turn a partial outage into a full one).
+    status = ("ok" if all(v == "ok" for v in checks.values()) else "degraded") if ready \
+        else "unavailable"
+    return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:

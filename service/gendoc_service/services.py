@@ -22,7 +22,7 @@ from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
 from .rendering import Renderer
 from .settings import MiB, ServiceSettings
-from .store import DirectoryStore
+from .store import TemplateStore, open_store
 from .workers import ProcessBackend, WorkerLimits
 
 STATE_KEY = "services"  # the lifespan state's one entry
@@ -32,7 +32,7 @@ STATE_KEY = "services"  # the lifespan state's one entry
 class Services:
     settings: ServiceSettings
     metrics: ServiceMetrics
-    store: DirectoryStore
+    store: TemplateStore
     inspector: Renderer  # compiles uploads and lists their variables, in this process
     backend: RenderBackend  # renders documents (worker processes or threads)
     converter: ConverterClient | None  # None: no converter, PDF output is 501
@@ -56,8 +56,7 @@ class Services:
         return cls(
             settings=settings,
             metrics=metrics,
-            store=DirectoryStore(settings.store_dir, max_name_length=settings.max_name_length,
-                                 cache_bytes=half),
+            store=open_store(settings, cache_bytes=half),
             inspector=inspector,
             backend=_backend(settings, inspector),
             converter=_converter(settings),

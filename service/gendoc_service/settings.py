@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -19,6 +19,38 @@ class ServiceSettings(BaseSettings):
     store_dir: Path = Field(
         Path(".gendoc/templates"),
         description="Directory backend of the template store; a mounted volume in Kubernetes.",
+    )
+    # The template store: a directory of this pod (above), or S3-compatible object
+    # storage that every replica of a fleet shares (service/gendoc_service/store_s3.py).
+    store_url: str = Field(
+        "", description="Empty: the directory store_dir. s3://BUCKET/PREFIX: S3-compatible "
+        "object storage (endpoint, region, credentials and addressing below).",
+    )
+    s3_endpoint_url: str = Field(
+        "", description="S3 endpoint, e.g. http://minio.storage:9000; empty: AWS for s3_region."
+    )
+    s3_region: str = Field("us-east-1", description="Region the requests are signed for.")
+    s3_access_key_id: str = Field(
+        "", description="Access key; empty: boto3's own chain (AWS_* variables, web identity, "
+        "instance role). In Kubernetes both come from a Secret.",
+    )
+    s3_secret_access_key: SecretStr = Field(
+        SecretStr(""), description="Secret key (never logged)."
+    )
+    s3_path_style: bool = Field(
+        False, description="Path-style addressing (http://endpoint/bucket/key), which most "
+        "S3-compatible servers need; AWS itself prefers virtual-hosted style (False).",
+    )
+    store_current_ttl: float = Field(
+        2.0, description="How long a pod reuses what it last read of a template's current "
+        "version before asking the object store again, seconds: the bound on how long a "
+        "render of 'current' may still use the previous version after an upload through "
+        "another replica (a render naming a version sees it at once). 2 s costs one small "
+        "GET per hot template per 2 s, nothing next to a render.",
+    )
+    store_timeout: float = Field(
+        3.0, description="Longest one object-store call may take to connect or to answer, "
+        "seconds; beyond it a render of an uncached version gets 503 + Retry-After.",
     )
     converter_url: str = Field(
         "http://127.0.0.1:3000",

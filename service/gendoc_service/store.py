@@ -1,6 +1,11 @@
-"""The template store, directory backend.
+"""The template store: what every backend does (`TemplateStore`), and the directory backend.
 
-Layout under the root (a mounted volume in Kubernetes):
+Two backends, chosen by `GENDOC_STORE_URL` (`open_store`): this directory (the
+default, and what `gendoc up` uses) and S3-compatible object storage shared by a
+whole fleet (`store_s3.S3Store`). Both are synchronous (file and HTTP I/O); the
+service calls them off the event loop (`anyio.to_thread`).
+
+Directory layout under the root (a mounted volume in Kubernetes):
 
     <name>/current              the id of the newest version (replaced atomically)
     <name>/<id>.docx            an immutable version; id = sha256 of its bytes
@@ -30,7 +35,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .cache import ByteLRU
 from .errors import (
@@ -41,6 +46,9 @@ from .errors import (
     VersionNotFound,
     retry_after,
 )
+
+if TYPE_CHECKING:
+    from .settings import ServiceSettings
 
 # Letters, digits, '.', '_' and '-', starting with a letter or digit: no path
 # separators, no '..', nothing a shell or URL needs to quote.
@@ -59,6 +67,78 @@ class Version:
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What /readyz reports of the store.
+
+    `ready` False takes the pod out of its Service (the directory store is a
+    volume of this pod: an unreadable one is this pod's fault). `detail` says why.
+    """
+
+    ready: bool
+    detail: str  # "ok" when all is well
+
+    @property
+    def ok(self) -> bool:
+        return self.ready and self.detail == "ok"
+
+
+class TemplateStore(Protocol):
+    """Templates and their immutable versions (id = SHA-256 of the bytes).
+
+    Problems leave as `errors` kinds: unknown names and versions 404, an
+    unreachable store 503 with Retry-After.
+    """
+
+    def open(self) -> None:
+        """Start-up work (apart from construction); must not fail on a store that is down."""
+
+    def health(self) -> StoreHealth: ...
+
+    def put(self, name: str, data: bytes, variables: dict[str, Any]) -> tuple[Version, bool]:
+        """Store a version and make it current; returns it and whether it is new."""
+        ...
+
+    def delete(self, name: str, version: str | None = None) -> None: ...
+
+    def names(self) -> list[str]: ...
+
+    def describe(self, name: str) -> dict[str, Any]: ...
+
+    def current(self, name: str) -> str: ...
+
+    def get(self, name: str, version: str | None = None) -> tuple[str, bytes]:
+        """The bytes of a version (the current one when `version` is None)."""
+        ...
+
+
+def open_store(settings: ServiceSettings, cache_bytes: int) -> TemplateStore:
+    """The backend `settings.store_url` names (empty: the directory `store_dir`)."""
+    url = settings.store_url.strip()
+    if not url:
+        return DirectoryStore(settings.store_dir, max_name_length=settings.max_name_length,
+                              cache_bytes=cache_bytes)
+    if url.startswith("s3://"):
+        # Imported here: boto3 costs ~0.3 s of start-up that the directory store never needs.
+        from .store_s3 import S3Store
+
+        return S3Store.from_settings(settings, cache_bytes=cache_bytes)
+    raise ValueError(f"GENDOC_STORE_URL must be empty or s3://BUCKET[/PREFIX], not {url!r}")
+
+
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def check_version_id(name: str, version: str) -> str:
+    if not _VERSION.fullmatch(version):
+        raise VersionNotFound(
+            "Version ids are the 64 hex digits of the template's SHA-256.",
+            template=name, version=version[:80],
+        )
+    return version
 
 
 def validate_name(name: str, max_length: int) -> str:
@@ -100,8 +180,9 @@ class DirectoryStore:
         """Create the root if needed (start-up, apart from construction)."""
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def readable(self) -> bool:
-        return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
+    def health(self) -> StoreHealth:
+        readable = self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
+        return StoreHealth(ready=readable, detail="ok" if readable else "unreadable")
 
     def _dir(self, name: str) -> Path:
         return self.root / validate_name(name, self.max_name_length)
@@ -120,7 +201,7 @@ class DirectoryStore:
                 version = Version(
                     id=vid,
                     size=len(data),
-                    created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    created=now_rfc3339(),
                     variables=variables,
                 )
                 _atomic_write(meta_path, json.dumps(version.public()).encode())
@@ -229,11 +310,7 @@ class DirectoryStore:
 
     def _version_meta(self, name: str, version: str) -> Version:
         directory = self._dir(name)
-        if not _VERSION.fullmatch(version):
-            raise VersionNotFound(
-                "Version ids are the 64 hex digits of the template's SHA-256.",
-                template=name, version=version[:80],
-            )
+        check_version_id(name, version)
         meta = directory / f"{version}.json"
         if not meta.exists():
             if not (directory / "current").exists():

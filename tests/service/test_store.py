@@ -1,10 +1,12 @@
+"""The directory backend's own behaviour; what every backend does is in test_store_contract.py."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import pytest
-from gendoc_service.errors import InvalidTemplateName, TemplateNotFound, VersionNotFound
+from gendoc_service.errors import InvalidTemplateName, TemplateReadOnly, VersionNotFound
 from gendoc_service.store import DirectoryStore, content_id, validate_name
 
 
@@ -26,43 +28,6 @@ def test_valid_names(name: str) -> None:
 def test_invalid_names(name: str) -> None:
     with pytest.raises(InvalidTemplateName):
         validate_name(name, 128)
-
-
-def test_version_id_is_content_hash_and_versions_are_immutable(store: DirectoryStore) -> None:
-    v1, new1 = store.put("t", b"one", {"a": None})
-    v2, new2 = store.put("t", b"two", {"b": None})
-    again, new3 = store.put("t", b"one", {"a": None})
-    assert (new1, new2, new3) == (True, True, False)
-    assert v1.id == content_id(b"one") == again.id
-    assert again.created == v1.created
-    # Re-uploading old bytes makes them current again.
-    assert store.current("t") == v1.id
-    assert store.get("t") == (v1.id, b"one")
-    assert store.get("t", v2.id) == (v2.id, b"two")
-    meta = store.describe("t")
-    assert {v["id"] for v in meta["versions"]} == {v1.id, v2.id}
-    assert meta["variables"] == {"a": None}
-
-
-def test_unknown_template_and_version(store: DirectoryStore) -> None:
-    with pytest.raises(TemplateNotFound):
-        store.get("missing")
-    store.put("t", b"x", {})
-    with pytest.raises(VersionNotFound):
-        store.get("t", "0" * 64)
-    with pytest.raises(VersionNotFound):
-        store.get("t", "not-a-hash")
-
-
-def test_delete_one_version_then_all(store: DirectoryStore) -> None:
-    v1, _ = store.put("t", b"one", {})
-    v2, _ = store.put("t", b"two", {})
-    store.delete("t", v2.id)
-    assert store.current("t") == v1.id
-    store.delete("t")
-    assert store.names() == []
-    with pytest.raises(TemplateNotFound):
-        store.describe("t")
 
 
 def test_interrupted_upload_leaves_nothing_visible(store: DirectoryStore) -> None:
@@ -100,8 +65,6 @@ def test_plain_docx_files_are_read_only_templates(store: DirectoryStore) -> None
         store.get("letter", "0" * 64)
     meta = store.describe("letter")
     assert meta["source"] == "file" and meta["latest"] == vid and meta["variables"] is None
-    from gendoc_service.errors import TemplateReadOnly
-
     with pytest.raises(TemplateReadOnly):
         store.delete("letter")
     # An uploaded version of the same name takes precedence.

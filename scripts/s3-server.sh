@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds, once, the S3-compatible server the store tests run against, and prints
+# its path as the LAST line of stdout (progress goes to stderr):
+#
+#   VERSITYGW=$(scripts/s3-server.sh | tail -1)
+#
+# The server is versitygw (Versity's S3 gateway over a POSIX directory,
+# Apache-2.0), built from the Go module proxy with `go install` (go.sum-verified)
+# into ${GENDOC_CACHE:-$HOME/.cache/gendoc}/s3/<version>/bin/versitygw, never into
+# the repository. Why versitygw: it is the S3-compatible server the Go module
+# proxy serves by a released version (MinIO's and SeaweedFS's modules list none),
+# it does S3's conditional writes (If-Match / If-None-Match: * answer 412), which
+# the store's "current" pointer relies on, and it keeps objects as plain files in a
+# directory, so a test server is one process and one temporary directory.
+# In-memory imitations (moto, gofakes3) are not tests of S3.
+#
+# Idempotent: a warm cache returns at once with no `go` call. Safe to run
+# concurrently (flock); the binary is built to a temporary name and renamed.
+# A missing Go fails loudly (exit 1): the store tests must not be skipped.
+set -euo pipefail
+
+VERSION="${VERSITYGW_VERSION:-v1.8.0}"
+DIR="${GENDOC_CACHE:-$HOME/.cache/gendoc}/s3/$VERSION"
+BIN="$DIR/bin/versitygw"
+
+log() { printf 's3-server: %s\n' "$*" >&2; }
+
+have() { [ -x "$BIN" ] && [ -f "$DIR/.complete" ]; }
+
+if have; then
+  echo "$BIN"
+  exit 0
+fi
+
+command -v go >/dev/null || {
+  log "go is not installed: the S3 store tests need Go >= 1.26 on PATH to build versitygw"
+  exit 1
+}
+mkdir -p "$DIR/bin"
+
+# One builder at a time (parallel test sessions may all call this script).
+exec 9>"$DIR/.lock"
+if ! flock -n 9; then
+  log "another s3-server.sh is building into $DIR; waiting for it"
+  flock 9
+fi
+if have; then echo "$BIN"; exit 0; fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/gendoc-s3-server.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+# A static binary; user GOFLAGS (e.g. -mod=vendor) must not leak in. The module
+# and build caches stay at Go's defaults, so a rerun after an interruption is fast.
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+t0=$SECONDS
+log "building versitygw $VERSION from the Go module proxy (about 80 s on 2 cores)"
+(cd "$WORK" && GOBIN="$WORK/bin" go install -trimpath -ldflags="-s -w" \
+  "github.com/versity/versitygw/cmd/versitygw@$VERSION")
+"$WORK/bin/versitygw" --version >/dev/null 2>&1 || { log "versitygw was built but does not run"; exit 1; }
+mv -f "$WORK/bin/versitygw" "$BIN.tmp.$$"
+mv -f "$BIN.tmp.$$" "$BIN"
+printf '%s\n' "$VERSION" >"$DIR/.complete"
+log "built versitygw in $((SECONDS - t0))s: $BIN"
+echo "$BIN"

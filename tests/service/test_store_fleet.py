@@ -1,0 +1,105 @@
+"""Two real services sharing one bucket (a two-replica fleet), over real HTTP.
+
+The object store is versitygw on 127.0.0.1 (tests/s3_server.py). Each service
+is a `gendoc serve` process with GENDOC_STORE_URL=s3://BUCKET/fleet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ServerProcess, start_service
+from docx_helpers import make_docx, part_texts
+from s3_server import S3Server, versitygw_binary
+
+from gendoc.readiness import wait_until
+
+TTL = 1.0  # GENDOC_STORE_CURRENT_TTL of both services
+
+
+@pytest.fixture
+def s3(tmp_path: Path) -> Iterator[S3Server]:
+    server = S3Server(versitygw_binary(), tmp_path / "s3").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fleet(s3: S3Server, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    env = s3.service_env(s3.new_bucket(), ttl=TTL)
+    for pod in ("one", "two"):
+        (tmp_path / pod).mkdir()
+    one = start_service(tmp_path / "one", env=env)
+    try:
+        two = start_service(tmp_path / "two", env=env)
+    except BaseException:
+        one.stop()
+        raise
+    yield one, two
+    two.stop()
+    one.stop()
+
+
+def _template(text: str) -> bytes:
+    return make_docx(f"{text} for {{{{ customer }}}}")
+
+
+def _render(url: str, **extra: str) -> httpx.Response:
+    return httpx.post(f"{url}/v1/render", json={"template": "letter", "format": "docx",
+                                                "data": {"customer": "ACME"}, **extra})
+
+
+def _text(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    return " ".join(part_texts(response.content)["word/document.xml"])
+
+
+def test_a_template_uploaded_to_either_replica_renders_on_both(
+        fleet: tuple[ServerProcess, ServerProcess]) -> None:
+    one, two = fleet
+    put = httpx.put(f"{one.url}/v1/templates/letter", content=_template("Hello"))
+    assert put.status_code == 201, put.text
+    assert "Hello for ACME" in _text(_render(two.url))
+    assert [t["name"] for t in httpx.get(f"{two.url}/v1/templates").json()["templates"]] == [
+        "letter"]
+
+    # A new version through the other replica: a render naming it works at once on
+    # the first, and its renders of "current" switch within the TTL.
+    uploaded = time.monotonic()
+    put = httpx.put(f"{two.url}/v1/templates/letter", content=_template("Goodbye"))
+    assert put.status_code == 201, put.text
+    version = put.json()["version"]
+    assert "Goodbye for ACME" in _text(_render(one.url, version=version))
+    wait_until(lambda: "Goodbye" in _text(_render(one.url)), TTL + 5, interval=0.05,
+               what="the new current version on the other replica")
+    assert time.monotonic() - uploaded <= TTL + 1.0
+    meta = httpx.get(f"{one.url}/v1/templates/letter").json()
+    assert len(meta["versions"]) == 2 and meta["latest"] == version
+
+
+def test_with_the_object_store_down_cached_versions_render_and_the_rest_503(
+        s3: S3Server, fleet: tuple[ServerProcess, ServerProcess]) -> None:
+    one, two = fleet
+    assert httpx.put(f"{one.url}/v1/templates/letter", content=_template("Cached")).is_success
+    assert httpx.put(f"{one.url}/v1/templates/other", content=_template("Other")).is_success
+    assert "Cached for ACME" in _text(_render(one.url))  # in one's memory from here on
+    ready = httpx.get(f"{one.url}/readyz").json()
+    assert ready["checks"]["store"] == "ok"
+    s3.stop()
+
+    assert "Cached for ACME" in _text(_render(one.url))
+    refused = _render(two.url)  # two never read "letter"
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["type"].endswith("/store-unavailable")
+    ready = httpx.get(f"{one.url}/readyz")
+    # Still in its Service (renders of cached versions go on), saying why it is degraded.
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+    assert "unreachable" in ready.json()["checks"]["store"]
+
+    s3.start()
+    assert "Other for ACME" in _text(_render(two.url, template="other"))
+    assert httpx.get(f"{two.url}/readyz").json()["checks"]["store"] == "ok"
