@@ -205,6 +205,17 @@ class S3Store:
         except BotoCoreError as exc:
             raise _unavailable(exc) from None
 
+    def _exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return False
+            raise _unavailable(exc) from None
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from None
+
     def _put(self, key: str, data: bytes, content_type: str, *, if_match: str | None = None,
              if_absent: bool = False) -> bool:
         """Write an object; False when its condition (`if_match` an ETag, or `if_absent`)
@@ -295,7 +306,7 @@ class S3Store:
         manifest = self._update(name, make_current)
         # A delete of these same bytes that raced this upload may have removed the
         # objects after we wrote them and before our manifest named them: write again.
-        if self._get(self._version_key(name, vid, "docx")) is None:
+        if not all(self._exists(self._version_key(name, vid, s)) for s in ("docx", "json")):
             self._write_version(name, version, data)
         entry = manifest.find(vid)
         assert entry is not None
