@@ -12,6 +12,8 @@ import os
 import secrets
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +40,25 @@ def versitygw_binary() -> Path:
         pytest.fail(f"scripts/s3-server.sh failed ({done.returncode}):\n{done.stderr[-3000:]}",
                     pytrace=False)
     return Path(done.stdout.strip().splitlines()[-1])
+
+
+def wait_until_new(read_is_new: Callable[[], bool], since: float, bound: float,
+                   what: str) -> None:
+    """Read until `read_is_new()`; fail if a read that began `bound` seconds after
+    `since` still saw the old state. What is compared is when each read began, so
+    a slow machine (a read that takes long) cannot make the bound pass or fail."""
+    late: list[float] = []
+
+    def check() -> bool:
+        started = time.monotonic()
+        if read_is_new():
+            return True
+        if started >= since + bound:
+            late.append(round(started - since, 3))
+        return False
+
+    wait_until(check, bound + 30, interval=0.02, what=what)
+    assert late == [], f"reads that began {late} s after the change still saw the old state"
 
 
 @dataclass

@@ -14,9 +14,7 @@ import httpx
 import pytest
 from conftest import ServerProcess, start_service
 from docx_helpers import make_docx, part_texts
-from s3_server import S3Server, versitygw_binary
-
-from gendoc.readiness import wait_until
+from s3_server import S3Server, versitygw_binary, wait_until_new
 
 TTL = 1.0  # GENDOC_STORE_CURRENT_TTL of both services
 
@@ -74,18 +72,8 @@ def test_a_template_uploaded_to_either_replica_renders_on_both(
     uploaded = time.monotonic()
     version = put.json()["version"]
     assert "Goodbye for ACME" in _text(_render(one.url, version=version))
-    late: list[float] = []  # renders of the old version that began after the bound
-
-    def sees_new() -> bool:
-        started = time.monotonic()
-        if "Goodbye" in _text(_render(one.url)):
-            return True
-        if started >= uploaded + TTL:
-            late.append(started - uploaded)
-        return False
-
-    wait_until(sees_new, TTL + 30, interval=0.05, what="the new version on the other replica")
-    assert late == []
+    wait_until_new(lambda: "Goodbye" in _text(_render(one.url)), uploaded, TTL,
+                   "the new current version on the other replica")
     meta = httpx.get(f"{one.url}/v1/templates/letter").json()
     assert len(meta["versions"]) == 2 and meta["latest"] == version
 
