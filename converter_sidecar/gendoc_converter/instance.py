@@ -315,6 +315,8 @@ class Instance:
                                  f"{self.name} cannot write its scratch file: {exc}") from None
         try:
             self._export(src, dst, options)
+        except InstanceFailed:
+            raise
         except Exception as exc:
             raise self._diagnose(exc) from None
         try:

@@ -189,6 +189,8 @@ def check_restarts_after_max_conversions(faulty: GendocProcess, work: Path) -> N
         profile = instance / "profile"
         assert profile.stat().st_ctime >= started
         assert [p.name for p in profile.rglob("*lock*")] == [".lock"]
+        # Marked as started by this version: no first-start graphics render tests ran.
+        assert not (profile / "user" / "GraphicsRenderTests.log").exists()
         assert not list((instance / "scratch").iterdir())
     no_zombies(faulty)
 

@@ -10,7 +10,13 @@ import pytest
 from gendoc_converter import policy
 from gendoc_converter.errors import BadForm
 from gendoc_converter.options import ConversionOptions, filter_data, parse_options
-from gendoc_converter.profile import REGISTRY, pipe_files, registry_xml
+from gendoc_converter.profile import (
+    REGISTRY,
+    first_start_done,
+    pipe_files,
+    product_version,
+    registry_xml,
+)
 from gendoc_converter.settings import ConverterSettings
 
 
@@ -113,3 +119,19 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert ConverterSettings(pool_size=1).pool_size == 1
     for name, field in ConverterSettings.model_fields.items():
         assert field.description, f"{name} has no description"
+
+
+def test_the_profile_is_marked_as_started_by_this_version(tmp_path: Path) -> None:
+    """So LibreOffice skips its first-start graphics render tests on every instance."""
+    program = tmp_path / "program"
+    registry = tmp_path / "share" / "registry"
+    program.mkdir()
+    registry.mkdir(parents=True)
+    (program / "soffice.bin").write_text("")
+    (registry / "main.xcd").write_text(
+        '<oor:data><prop oor:name="ooSetupVersion">\n  <value>7.4</value>\n</prop></oor:data>')
+    assert product_version(str(program / "soffice.bin")) == "7.4"
+    assert product_version(str(tmp_path / "other" / "program" / "soffice")) is None
+    assert first_start_done("7.4") == [
+        ("/org.openoffice.Setup/Product", "ooSetupLastVersion", "string", "7.4")]
+    assert first_start_done(None) == []
