@@ -103,6 +103,7 @@ class S3Server:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot handle SIGTERM
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
@@ -110,6 +111,11 @@ class S3Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (a store that hangs: connections open, nothing answers) or SIGCONT."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def logs(self) -> str:
         return (self.root / "versitygw.log").read_text(errors="replace")[-3000:]

@@ -127,8 +127,10 @@ class S3Store:
 
     def __init__(self, client: S3Client, bucket: str, prefix: str = "", *,
                  max_name_length: int = 128, cache_bytes: int = 32 << 20,
-                 current_ttl: float = 2.0) -> None:
+                 current_ttl: float = 2.0, probe: S3Client | None = None) -> None:
         self.client = client
+        # /readyz must answer within a probe's timeout even when the store hangs.
+        self.probe = probe or client
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.max_name_length = max_name_length
@@ -154,17 +156,22 @@ class S3Store:
             # Render requests call the store from anyio's thread pool (40 threads).
             max_pool_connections=40,
         )
+        # /readyz's check: one attempt, 1 s at most (Kubernetes' probe timeout is 1 s by default).
+        probe = config.merge(Config(connect_timeout=1.0, read_timeout=1.0,
+                                    retries={"max_attempts": 1, "mode": "standard"}))
         secret = settings.s3_secret_access_key.get_secret_value()
-        client = boto3.session.Session().client(
+        session = boto3.session.Session()
+        clients = [session.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url or None,
             region_name=settings.s3_region,
             aws_access_key_id=settings.s3_access_key_id or None,
             aws_secret_access_key=secret or None,
-            config=config,
-        )
-        return cls(client, bucket, prefix, max_name_length=settings.max_name_length,
-                   cache_bytes=cache_bytes, current_ttl=settings.store_current_ttl)
+            config=c,
+        ) for c in (config, probe)]
+        return cls(clients[0], bucket, prefix, max_name_length=settings.max_name_length,
+                   cache_bytes=cache_bytes, current_ttl=settings.store_current_ttl,
+                   probe=clients[1])
 
     # -- keys ------------------------------------------------------------------
     def _base(self, name: str) -> str:
@@ -183,7 +190,7 @@ class S3Store:
 
     def health(self) -> StoreHealth:
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            self.probe.head_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError) as exc:
             return StoreHealth(
                 ready=True,

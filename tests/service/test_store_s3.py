@@ -187,6 +187,27 @@ def test_an_unreachable_store_serves_cached_versions_and_503s_the_rest(
         server.stop()
 
 
+def test_readiness_answers_within_a_second_when_the_store_hangs(
+        s3: S3Server, tmp_path: Path) -> None:
+    from gendoc_service.settings import ServiceSettings
+    from gendoc_service.store import open_store
+
+    store = open_store(ServiceSettings(
+        store_url=f"s3://{s3.new_bucket()}/x", s3_endpoint_url=s3.endpoint,
+        s3_access_key_id=s3.access_key, s3_secret_access_key=s3.secret_key,
+        s3_path_style=True, store_timeout=5.0), cache_bytes=1 << 20)
+    assert store.health().detail == "ok"
+    s3.freeze()
+    try:
+        started = time.monotonic()
+        health = store.health()
+        took = time.monotonic() - started
+    finally:
+        s3.freeze(False)
+    # The store's own calls would wait 2 x 5 s; the probe gives up after one second.
+    assert health.ready and "unreachable" in health.detail and took < 5.0
+
+
 def test_store_url_chooses_the_backend(s3: S3Server, tmp_path: Path) -> None:
     from gendoc_service.settings import ServiceSettings
     from gendoc_service.store import DirectoryStore, open_store
