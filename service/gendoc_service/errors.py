@@ -137,6 +137,10 @@ class TemplateReadOnly(Problem):
     status, slug, title = 409, "template-read-only", "Template is read-only"
 
 
+class StoreNotShared(Problem):
+    status, slug, title = 409, "store-not-shared", "Template store is not shared by the fleet"
+
+
 class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 

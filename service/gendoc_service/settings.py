@@ -41,6 +41,12 @@ class ServiceSettings(BaseSettings):
         False, description="Path-style addressing (http://endpoint/bucket/key), which most "
         "S3-compatible servers need; AWS itself prefers virtual-hosted style (False).",
     )
+    fleet_max_replicas: int = Field(
+        1, description="The most replicas this pod's fleet may run (the operator sets it "
+        "from spec.maxReplicas). Above 1 with the directory store, uploads and deletes are "
+        "refused (409 store-not-shared): each pod's directory is its own, so a template "
+        "uploaded through one pod would be missing, or older, on the others.",
+    )
     store_current_ttl: float = Field(
         2.0, description="How long a pod reuses what it last read of a template's current "
         "version before asking the object store again, seconds: the bound on how long a "

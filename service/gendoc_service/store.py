@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .cache import ByteLRU
 from .errors import (
     InvalidTemplateName,
+    StoreNotShared,
     StoreUnavailable,
     TemplateNotFound,
     TemplateReadOnly,
@@ -119,7 +120,7 @@ def open_store(settings: ServiceSettings, cache_bytes: int) -> TemplateStore:
     url = settings.store_url.strip()
     if not url:
         return DirectoryStore(settings.store_dir, max_name_length=settings.max_name_length,
-                              cache_bytes=cache_bytes)
+                              cache_bytes=cache_bytes, fleet_replicas=settings.fleet_max_replicas)
     if url.startswith("s3://"):
         # Imported here: boto3 costs ~0.3 s of start-up that the directory store never needs.
         from .store_s3 import S3Store
@@ -171,8 +172,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 class DirectoryStore:
     """Templates on a file system; `bytes_cache` keeps hot template bytes in memory."""
 
-    def __init__(self, root: Path, *, max_name_length: int = 128, cache_bytes: int = 32 << 20):
+    def __init__(self, root: Path, *, max_name_length: int = 128, cache_bytes: int = 32 << 20,
+                 fleet_replicas: int = 1):
         self.root = Path(root)
+        # More than one pod may serve this fleet: writes to one pod's directory would split it.
+        self.fleet_replicas = fleet_replicas
         self.max_name_length = max_name_length
         self._bytes: ByteLRU[bytes] = ByteLRU(cache_bytes, size_of=len)
 
@@ -191,6 +195,7 @@ class DirectoryStore:
     def put(self, name: str, data: bytes, variables: dict[str, Any]) -> tuple[Version, bool]:
         """Store a version; returns it and whether it is new (False: same bytes existed)."""
         directory = self._dir(name)
+        self._check_shared()
         vid = content_id(data)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -214,8 +219,18 @@ class DirectoryStore:
         self._bytes.put(vid, data)
         return version, created
 
+    def _check_shared(self) -> None:
+        if self.fleet_replicas > 1:
+            raise StoreNotShared(
+                f"This pod's template store is its own directory, and its fleet may run "
+                f"{self.fleet_replicas} replicas: a change here would reach this pod only. Set "
+                "GENDOC_STORE_URL=s3://BUCKET/PREFIX so that every replica shares one store "
+                "(templates from a mounted ConfigMap work as they are, read-only).",
+                max_replicas=self.fleet_replicas)
+
     def delete(self, name: str, version: str | None = None) -> None:
         directory = self._dir(name)
+        self._check_shared()
         if not (directory / "current").exists():
             if self._plain(name).is_file():
                 raise TemplateReadOnly(

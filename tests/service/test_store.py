@@ -6,7 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from gendoc_service.errors import InvalidTemplateName, TemplateReadOnly, VersionNotFound
+from gendoc_service.errors import (
+    InvalidTemplateName,
+    StoreNotShared,
+    TemplateReadOnly,
+    VersionNotFound,
+)
 from gendoc_service.store import DirectoryStore, content_id, validate_name
 
 
@@ -70,3 +75,16 @@ def test_plain_docx_files_are_read_only_templates(store: DirectoryStore) -> None
     # An uploaded version of the same name takes precedence.
     v, _ = store.put("letter", b"uploaded", {})
     assert store.get("letter") == (v.id, b"uploaded")
+
+
+def test_a_directory_store_of_a_fleet_refuses_changes(tmp_path: Path) -> None:
+    """Several replicas each with their own directory: an upload would reach one pod."""
+    (tmp_path / "letter.docx").write_bytes(b"from a ConfigMap")
+    store = DirectoryStore(tmp_path, fleet_replicas=3)
+    for change in (lambda: store.put("t", b"x", {}), lambda: store.delete("letter")):
+        with pytest.raises(StoreNotShared) as refused:
+            change()
+        assert refused.value.status == 409 and "GENDOC_STORE_URL" in refused.value.detail
+        assert refused.value.extensions == {"max_replicas": 3}
+    assert store.get("letter")[1] == b"from a ConfigMap"  # reading is unaffected
+    assert not (tmp_path / "t").exists()

@@ -31,3 +31,24 @@ def test_a_mounted_docx_is_listed_described_and_rendered(tmp_path: Path) -> None
         assert gone.status_code == 409 and gone.json()["type"].endswith("/template-read-only")
     finally:
         server.stop()
+
+
+def test_a_fleet_with_a_per_pod_store_refuses_uploads_but_serves_its_files(
+        tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "invoice.docx").write_bytes((EXAMPLES / "invoice.docx").read_bytes())
+    server = start_service(tmp_path, env={"GENDOC_FLEET_MAX_REPLICAS": "2"})
+    try:
+        put = httpx.put(f"{server.url}/v1/templates/letter",
+                        content=(EXAMPLES / "invoice.docx").read_bytes())
+        assert put.status_code == 409, put.text
+        problem = put.json()
+        assert problem["type"].endswith("/store-not-shared") and problem["max_replicas"] == 2
+        assert "GENDOC_STORE_URL" in problem["detail"]
+        data = json.loads((EXAMPLES / "invoice.json").read_text())
+        r = httpx.post(f"{server.url}/v1/render",
+                       json={"template": "invoice", "data": data, "format": "docx"})
+        assert r.status_code == 200
+    finally:
+        server.stop()
