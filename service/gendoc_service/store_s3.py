@@ -436,3 +436,57 @@ class S3Store:
         meta = Version(**json.loads(found[0]))
         self._meta.put(vid, meta, size=len(found[0]))
         return meta
+
+
+class S3Results:
+    """Rendered documents a service keeps (the async jobs' results), in the template
+    store's bucket under their own prefix, fetched by clients through presigned GET URLs.
+
+    Retention: `sweep` deletes results older than `retention` seconds by their
+    LastModified time; a bucket lifecycle rule on `<prefix>results/` does the same
+    without the service, where the platform allows one.
+    """
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "", *,
+                 retention: float = 24 * 3600.0) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.root = (prefix.strip("/") + "/" if prefix.strip("/") else "") + "results/"
+        self.retention = retention
+
+    def _key(self, result_id: str) -> str:
+        if not result_id or "/" in result_id or result_id.startswith("."):
+            raise ValueError(f"not a result id: {result_id!r}")
+        return self.root + result_id
+
+    def put(self, result_id: str, data: bytes, media_type: str, filename: str) -> None:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(result_id), Body=data, ContentType=media_type,
+                ContentDisposition=f'attachment; filename="{filename}"')
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable(exc) from None
+
+    def url(self, result_id: str, expires_in: int = 3600) -> str:
+        """A URL that GETs the result without credentials until `expires_in` seconds pass
+        (signed here, no call to the store; SigV4 allows at most 7 days)."""
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(result_id)},
+            ExpiresIn=min(expires_in, 7 * 24 * 3600))
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete results older than the retention; returns how many went."""
+        cutoff = (time.time() if now is None else now) - self.retention
+        old: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.root)
+            for page in pages:
+                old += [o["Key"] for o in page.get("Contents", [])
+                        if o["LastModified"].timestamp() < cutoff]
+            for i in range(0, len(old), 1000):
+                self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in old[i:i + 1000]], "Quiet": True})
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable(exc) from None
+        return len(old)

@@ -226,3 +226,25 @@ def test_store_url_chooses_the_backend(s3: S3Server, tmp_path: Path) -> None:
     assert isinstance(open_store(ServiceSettings(store_dir=tmp_path), 1024), DirectoryStore)
     with pytest.raises(ValueError, match="s3://"):
         open_store(ServiceSettings(store_url="ftp://x"), 1024)
+
+
+def test_results_are_fetched_through_presigned_urls_and_swept_after_retention(
+        s3: S3Server) -> None:
+    import httpx
+    from gendoc_service.store_s3 import S3Results
+
+    bucket = s3.new_bucket()
+    results = S3Results(s3.client(), bucket, "fleet", retention=3600)
+    results.put("job-1", b"%PDF-1.7 result", "application/pdf", "invoice.pdf")
+    got = httpx.get(results.url("job-1", expires_in=300))  # no credentials: the URL is the key
+    assert got.status_code == 200 and got.content == b"%PDF-1.7 result"
+    assert got.headers["content-type"] == "application/pdf"
+    assert 'filename="invoice.pdf"' in got.headers["content-disposition"]
+    forged = httpx.get(results.url("job-1").replace("job-1", "job-2"))
+    assert forged.status_code == 403  # the signature covers the key
+    with pytest.raises(ValueError):
+        results.url("../templates/t/current")
+
+    assert results.sweep() == 0  # younger than the retention
+    assert results.sweep(now=time.time() + 3601) == 1
+    assert httpx.get(results.url("job-1")).status_code == 404
