@@ -1,6 +1,6 @@
 """Where docxtpl runs: one protocol, two backends (worker processes, threads).
 
-The routes and the pipeline see only `RenderBackend.render(docx, data, strict,
+The routes and the pipeline see only `RenderBackend.render(docx, data, options,
 deadline)`. Both backends answer by the earlier of the request's deadline and the
 per-render limit, with the same problems: `DeadlineExceeded` (503) when the
 request's deadline came first, `RenderTimeout` (422) when the render limit did.
@@ -18,7 +18,7 @@ from anyio import to_thread
 from gendoc.deadline import Deadline
 
 from .errors import DeadlineExceeded, Problem, RenderTimeout, retry_after
-from .rendering import Renderer
+from .rendering import Renderer, RenderOptions
 
 
 class RenderBackend(Protocol):
@@ -26,7 +26,7 @@ class RenderBackend(Protocol):
 
     async def close(self) -> None: ...
 
-    async def render(self, docx: bytes, data: dict[str, Any], strict: bool,
+    async def render(self, docx: bytes, data: dict[str, Any], options: RenderOptions,
                      deadline: Deadline) -> bytes:
         """The rendered .docx, or a Problem (template error, time or memory limit)."""
         ...
@@ -71,9 +71,9 @@ class ThreadBackend:
     async def close(self) -> None:
         return None
 
-    async def render(self, docx: bytes, data: dict[str, Any], strict: bool,
+    async def render(self, docx: bytes, data: dict[str, Any], options: RenderOptions,
                      deadline: Deadline) -> bytes:
-        work = functools.partial(self._renderer.render, docx, data, strict=strict)
+        work = functools.partial(self._renderer.render, docx, data, options)
         allowed = Budget.of(deadline, self.limit)
         try:
             async with asyncio.timeout(allowed.seconds):

@@ -18,7 +18,7 @@ from contextlib import AsyncExitStack, aclosing
 from typing import Any, Literal
 
 from anyio import to_thread
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -28,7 +28,7 @@ from . import pipeline
 from .admission import deadline_for
 from .converter_client import ConverterClient
 from .errors import InvalidRequest
-from .payloads import parse_json, read_body, safe_filename, validated
+from .payloads import RenderFields, parse_json, read_body, safe_filename, validated
 from .ratelimit import charge
 from .services import Services
 
@@ -36,14 +36,11 @@ ZIP_MEDIA_TYPE = "application/zip"
 PDF_MEDIA_TYPE = "application/pdf"
 
 
-class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BatchRequest(RenderFields):
     template: str
     version: str | None = None
     items: list[dict[str, Any]] = Field(min_length=1)
     format: Literal["pdf", "docx"] = "pdf"
-    strict: bool = False
     merge: bool = False
     filename: str | None = None
 
@@ -95,8 +92,8 @@ async def render_batch(request: Request) -> Response:
     stack = AsyncExitStack()
     await stack.enter_async_context(services.admission.slot(deadline))
     try:
-        documents = await pipeline.render_many(services, template, body.items, body.strict,
-                                               deadline)
+        documents = await pipeline.render_many(services, template, body.items,
+                                               body.options(services.settings), deadline)
         named = list(zip(names, documents, strict=True))
         if converter is not None and body.merge:
             pdf = await converter.convert([(f"{n}.docx", d) for n, d in named],

@@ -161,6 +161,10 @@ class TemplateRenderProblem(Problem):
     status, slug, title = 422, "template-render-error", "Template could not be rendered"
 
 
+class InvalidFormatValue(Problem):
+    status, slug, title = 422, "invalid-format-value", "A locale filter cannot format a value"
+
+
 class TemplateSecurityProblem(Problem):
     status, slug, title = 422, "template-security-violation", "Template tried an unsafe operation"
 

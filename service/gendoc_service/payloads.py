@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from anyio import to_thread
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from . import docxpkg
+from . import docxpkg, formatting
 from .errors import (
     BadRequest,
     InvalidJson,
@@ -25,6 +25,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .pipeline import RenderJob
+from .rendering import RenderOptions
 from .services import Services
 from .settings import ServiceSettings
 
@@ -33,14 +34,30 @@ RENDER_MEDIA_TYPES = ["application/json", "multipart/form-data"]
 M = TypeVar("M", bound=BaseModel)
 
 
-class RenderRequest(BaseModel):
+LocaleName = Annotated[str, AfterValidator(formatting.canonical_locale)]
+TimeZoneName = Annotated[str, AfterValidator(formatting.check_timezone)]
+
+
+class RenderFields(BaseModel):
+    """How to render, on every route that renders (one document, a batch)."""
+
     model_config = ConfigDict(extra="forbid")
 
+    strict: bool = False
+    locale: LocaleName | None = None  # default: GENDOC_DEFAULT_LOCALE
+    timezone: TimeZoneName | None = None  # default: GENDOC_DEFAULT_TIMEZONE
+
+    def options(self, settings: ServiceSettings) -> RenderOptions:
+        return RenderOptions(strict=self.strict,
+                             locale=self.locale or settings.default_locale,
+                             timezone=self.timezone or settings.default_timezone)
+
+
+class RenderRequest(RenderFields):
     template: str
     version: str | None = None
     data: dict[str, Any] = {}
     format: Literal["pdf", "docx"] = "pdf"
-    strict: bool = False
     filename: str | None = None
 
 
@@ -110,8 +127,11 @@ async def _job_from_json(request: Request, services: Services) -> RenderJob:
     raw = await read_body(request, services.settings.max_data_bytes + 4096, "request body")
     body = validated(RenderRequest, parse_json(raw, "request body"))
     vid, docx = await to_thread.run_sync(services.store.get, body.template, body.version)
-    return RenderJob(body.template, vid, docx, body.data, body.format, body.strict,
-                     body.filename or body.template)
+    return RenderJob(body.template, vid, docx, body.data, body.format,
+                     body.options(services.settings), body.filename or body.template)
+
+
+_FORM_FIELDS = ("format", "strict", "filename", "locale", "timezone")
 
 
 async def _job_from_form(request: Request, services: Services) -> RenderJob:
@@ -125,13 +145,14 @@ async def _job_from_form(request: Request, services: Services) -> RenderJob:
             raise BadRequest("The multipart form needs a 'template' file part with the .docx.")
         docx = await _template_part(upload, settings)
         raw_data = await _data_part(form, settings)
-        fields = {k: v for k, v in form.items() if k in ("format", "strict", "filename")}
+        fields = {k: v for k, v in form.items() if k in _FORM_FIELDS}
     name = upload.filename or "document"
     body = validated(RenderRequest, {"template": name, "data": parse_json(raw_data, "'data' part"),
                                      **fields})
     await to_thread.run_sync(docxpkg.inspect, docx, services.package_limits)
     stem = name.rsplit(".", 1)[0]
-    return RenderJob(stem, None, docx, body.data, body.format, body.strict, body.filename or stem)
+    return RenderJob(stem, None, docx, body.data, body.format, body.options(settings),
+                     body.filename or stem)
 
 
 async def _template_part(upload: UploadFile, settings: ServiceSettings) -> bytes:

@@ -20,6 +20,7 @@ from gendoc.deadline import Deadline
 
 from .converter_client import ConverterClient
 from .errors import FormatNotImplemented, Problem
+from .rendering import RenderOptions
 from .services import Services
 
 T = TypeVar("T")
@@ -37,7 +38,7 @@ class RenderJob:
     docx: bytes
     data: dict[str, Any]
     format: Format
-    strict: bool
+    options: RenderOptions
     filename: str
 
 
@@ -54,7 +55,7 @@ async def produce(services: Services, job: RenderJob, deadline: Deadline) -> byt
     """One document, rendered and (for PDF) converted inside one admission slot."""
     converter = converter_for(services, job.format)
     async with services.admission.slot(deadline):
-        document = await render(services, job.docx, job.data, job.strict, deadline)
+        document = await render(services, job.docx, job.data, job.options, deadline)
         if converter is not None:
             document = await convert(services, converter, f"{job.name}.docx", document, deadline)
     return document
@@ -67,9 +68,9 @@ async def _timed(histogram: Histogram, work: Awaitable[T]) -> T:
     return result
 
 
-async def render(services: Services, docx: bytes, data: dict[str, Any], strict: bool,
+async def render(services: Services, docx: bytes, data: dict[str, Any], options: RenderOptions,
                  deadline: Deadline) -> bytes:
-    work = services.backend.render(docx, data, strict, deadline)
+    work = services.backend.render(docx, data, options, deadline)
     return await _timed(services.metrics.render_duration, work)
 
 
@@ -80,7 +81,7 @@ async def convert(services: Services, converter: ConverterClient, filename: str,
 
 
 async def render_many(services: Services, template: bytes, items: list[dict[str, Any]],
-                      strict: bool, deadline: Deadline) -> list[bytes]:
+                      options: RenderOptions, deadline: Deadline) -> list[bytes]:
     """Every item rendered (concurrently); the first failure names its item index.
 
     The items queue for the render workers, so one item's own time would count
@@ -88,7 +89,7 @@ async def render_many(services: Services, template: bytes, items: list[dict[str,
     """
     async def one(i: int, data: dict[str, Any]) -> bytes:
         try:
-            return await services.backend.render(template, data, strict, deadline)
+            return await services.backend.render(template, data, options, deadline)
         except Problem as problem:
             problem.extensions["item"] = i
             problem.detail = f"Item {i}: {problem.detail}"

@@ -22,7 +22,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from lxml import etree
 
-from . import richdata
+from . import formatting, richdata
 from . import variables as variables_mod
 from .cache import ByteLRU
 from .errors import (
@@ -137,6 +137,7 @@ class _Environment(SandboxedEnvironment):
     def __init__(self, compiled: ByteLRU[jinja2.Template], **options: Any) -> None:
         super().__init__(autoescape=True, **options)
         self._compiled = compiled
+        self.filters.update(formatting.FILTERS)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         # Jinja's sandbox answers an unsafe attribute with an Undefined that
@@ -192,6 +193,19 @@ class _Template(DocxTemplate):  # type: ignore[misc]  # docxtpl has no type info
     def render_properties(self, context: Any, jinja_env: Any = None) -> None:
         self.current_rendering_part = _PROPERTIES_PART
         super().render_properties(context, jinja_env)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How one request wants its document rendered (travels to the worker as is)."""
+
+    strict: bool = False  # missing variables are a 422 listing them, not empty text
+    locale: str = "en_US"  # Babel identifier, checked where the request is read
+    timezone: str = "UTC"  # IANA name, checked where the request is read
+
+    @property
+    def formatter(self) -> formatting.Formatter:
+        return formatting.Formatter(self.locale, self.timezone)
 
 
 @dataclass
@@ -262,7 +276,9 @@ class Renderer:
         return TemplateInfo(variables=variables_mod.as_tree(paths), parts=parts)
 
     # -- rendering --------------------------------------------------------
-    def render(self, docx: bytes, data: dict[str, Any], *, strict: bool = False) -> bytes:
+    def render(self, docx: bytes, data: dict[str, Any],
+               options: RenderOptions = RenderOptions()) -> bytes:
+        strict = options.strict
         tpl = _Template(io.BytesIO(docx))
         env = self._strict if strict else self._lenient
         if richdata.has_markers(data):
@@ -272,7 +288,8 @@ class Renderer:
         missing: list[str] = []
         token = _missing.set(missing if strict else None)
         try:
-            tpl.render(context, jinja_env=env, autoescape=True)
+            with formatting.formatting_with(options.formatter):
+                tpl.render(context, jinja_env=env, autoescape=True)
         except TemplateSyntaxError as exc:
             part = tpl.current_rendering_part
             partname = getattr(part, "partname", None) or str(part or "/word/document.xml")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .formatting import canonical_locale, check_timezone
 
 MiB = 1024 * 1024
 
@@ -83,6 +86,17 @@ class ServiceSettings(BaseSettings):
     )
     max_compression_ratio: float = Field(
         200.0, description="Highest uncompressed/compressed ratio of any package entry."
+    )
+
+    # Locale filters (format_currency, format_date, ...) use these unless a
+    # request names its own "locale" / "timezone".
+    default_locale: Annotated[str, AfterValidator(canonical_locale)] = Field(
+        "en_US", description="Locale of the locale filters when a request names none "
+        "(a Babel identifier such as de_DE; en-US is read as en_US).",
+    )
+    default_timezone: Annotated[str, AfterValidator(check_timezone)] = Field(
+        "UTC", description="IANA time zone that format_datetime and format_time show times "
+        "in when a request names none (e.g. Europe/Berlin).",
     )
 
     cache_bytes: int = Field(

@@ -26,6 +26,7 @@ from gendoc.deadline import Deadline
 
 from . import errors
 from .backends import Budget
+from .rendering import RenderOptions
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class WorkerLimits:
 class Job:
     docx: bytes
     data: dict[str, Any]
-    strict: bool
+    options: RenderOptions
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Reply:
 
 def _render_reply(renderer: Any, job: Job, conn: multiprocessing.connection.Connection) -> Reply:
     try:
-        return Reply(renderer.render(job.docx, job.data, strict=job.strict))
+        return Reply(renderer.render(job.docx, job.data, job.options))
     except errors.Problem as problem:
         return Reply.of(problem)
     except MemoryError:
@@ -200,7 +201,7 @@ class ProcessBackend:
             worker = await to_thread.run_sync(self._replace, worker, "max tasks")
         self._idle.put_nowait(worker)
 
-    async def render(self, docx: bytes, data: dict[str, Any], strict: bool,
+    async def render(self, docx: bytes, data: dict[str, Any], options: RenderOptions,
                      deadline: Deadline) -> bytes:
         try:
             async with asyncio.timeout(deadline.remaining()):
@@ -210,7 +211,7 @@ class ProcessBackend:
         allowed = Budget.of(deadline, self.limits.timeout)
         reply: Reply | None = None
         try:
-            reply = await to_thread.run_sync(worker.call, Job(docx, data, strict), allowed.seconds)
+            reply = await to_thread.run_sync(worker.call, Job(docx, data, options), allowed.seconds)
         finally:
             await self._release(worker, reply)
         if reply is None:

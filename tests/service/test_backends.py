@@ -10,7 +10,7 @@ import pytest
 from docx_helpers import ENDLESS_LOOP, SLOW_LOOP, make_docx, part_texts
 from gendoc_service.backends import RenderBackend, ThreadBackend
 from gendoc_service.errors import DeadlineExceeded, Problem, RenderTimeout, UndefinedVariables
-from gendoc_service.rendering import Renderer
+from gendoc_service.rendering import Renderer, RenderOptions
 from gendoc_service.workers import ProcessBackend, WorkerLimits
 
 from gendoc.deadline import Deadline
@@ -43,7 +43,8 @@ def run(backend: RenderBackend, docx: bytes, seconds: float, data: dict[str, obj
             deadline = Deadline.after(seconds)
             started = time.monotonic()
             try:
-                result: bytes | Problem = await backend.render(docx, data or {}, strict, deadline)
+                options = RenderOptions(strict=strict)
+                result: bytes | Problem = await backend.render(docx, data or {}, options, deadline)
             except Problem as problem:
                 result = problem
             return result, time.monotonic() - started

@@ -11,7 +11,7 @@ from gendoc_service.errors import (
     TemplateSyntaxProblem,
     UndefinedVariables,
 )
-from gendoc_service.rendering import Renderer
+from gendoc_service.rendering import Renderer, RenderOptions
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,8 @@ def test_strict_mode_lists_every_missing_variable(renderer: Renderer) -> None:
         header="{{ org }}",
     )
     with pytest.raises(UndefinedVariables) as info:
-        renderer.render(tpl, {"customer": {"name": "x"}, "items": [{"price": 1}, {}]}, strict=True)
+        renderer.render(tpl, {"customer": {"name": "x"}, "items": [{"price": 1}, {}]},
+                        RenderOptions(strict=True))
     assert info.value.status == 422
     assert info.value.extensions["variables"] == [
         "customer.address.city", "total", "items[1].price", "org",
@@ -70,7 +71,7 @@ def test_strict_mode_lists_every_missing_variable(renderer: Renderer) -> None:
 
 def test_strict_mode_accepts_complete_data_and_defaults(renderer: Renderer) -> None:
     tpl = make_docx("{{ a }} {{ b|default('dflt') }} {% if c is defined %}{{ c }}{% endif %}")
-    assert "1 dflt " in body(renderer.render(tpl, {"a": 1}, strict=True))
+    assert "1 dflt " in body(renderer.render(tpl, {"a": 1}, RenderOptions(strict=True)))
 
 
 @pytest.mark.parametrize(
