@@ -15,7 +15,9 @@ OUT = Path(__file__).resolve().parent.parent / "src" / "gendoc" / "examples" / "
 doc = Document()
 doc.core_properties.title = "Invoice {{ invoice.number }}"
 doc.sections[0].header.paragraphs[0].text = "{{ seller.name }} · {{ seller.address }}"
-doc.sections[0].footer.paragraphs[0].text = "Payable within {{ invoice.terms_days }} days. Thank you."
+doc.sections[0].footer.paragraphs[0].text = (
+    "Payable within {{ invoice.terms_days }} days. Thank you."
+)
 
 doc.add_heading("Invoice {{ invoice.number }}", level=1)
 p = doc.add_paragraph("Date: {{ invoice.date }}")
@@ -25,7 +27,7 @@ doc.add_paragraph("{{ customer.address.street }}, {{ customer.address.city }}")
 
 table = doc.add_table(rows=4, cols=4)
 table.style = "Table Grid"
-for cell, text in zip(table.rows[0].cells, ["Item", "Qty", "Unit price", "Amount"]):
+for cell, text in zip(table.rows[0].cells, ["Item", "Qty", "Unit price", "Amount"], strict=True):
     cell.text = text
     cell.paragraphs[0].runs[0].bold = True
 table.rows[1].cells[0].text = "{%tr for item in items %}"

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 IMAGES = REPO / "images"
@@ -33,7 +32,8 @@ def test_there_are_three_images() -> None:
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_dockerfile_lints_clean(dockerfile: Path) -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
-    done = subprocess.run([str(hadolint), "--no-color", str(dockerfile)], capture_output=True, text=True)
+    done = subprocess.run([str(hadolint), "--no-color", str(dockerfile)],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -52,7 +52,8 @@ def test_converter_packages_are_installed_here() -> None:
     """bootstrap.sh installs the converter image's list; check it took."""
     wanted = packages("converter/packages.txt") + packages("python-packages.txt")
     for package in wanted:
-        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
+                                capture_output=True, text=True)
         assert "install ok installed" in status.stdout, package
 
 
@@ -68,5 +69,6 @@ def test_converter_image_runtime_pieces_work() -> None:
 
 @pytest.mark.parametrize("command", ["serve", "converter", "operator"])
 def test_each_image_entrypoint_answers_help(command: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "gendoc", command, "--help"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "gendoc", command, "--help"],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
