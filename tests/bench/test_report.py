@@ -107,3 +107,10 @@ def test_failed_runs_are_listed_with_the_results() -> None:
     result = _stack() | {"failures": ["gotenberg-2, round 2: HTTPStatusError: 503 |\nmore"]}
     text = report.stack_section(result)
     assert "- gotenberg-2, round 2: HTTPStatusError: 503 \\| more" in text
+
+
+def test_a_long_failure_keeps_its_last_words() -> None:
+    result = _stack() | {"failures": ["gotenberg exited with 1: " + "log line " * 200
+                                      + "[FATAL] the cause"]}
+    text = report.stack_section(result)
+    assert text.rstrip().endswith("[FATAL] the cause")

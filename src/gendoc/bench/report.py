@@ -97,11 +97,12 @@ def stack_section(result: dict[str, Any]) -> str:
         f"**The whole stack and its peers**, {result['date']}, {result['cores']} cores "
         f"({result['cpu']}) — `{result.get('command', 'gendoc bench')}`, {_rounds(s['rounds'])} "
         f"of {s['duration']:g} s per mode after {s['warmup']:g} s of the same load as "
-        f"warm-up; PDFs/min is the median of the rounds (lowest\N{EN DASH}highest in brackets), "
+        "warm-up; documents (PDFs, DOCX for `gendoc-docx`) per minute are the median of the "
+        "rounds (lowest\N{EN DASH}highest in brackets), "
         "latencies are pooled; the last column is the load generator's own share of the "
         "machine's CPU:",
         "",
-        "| mode | load | PDFs/min | p50 | p95 | p99 | statuses | peak RSS | client CPU |",
+        "| mode | load | documents/min | p50 | p95 | p99 | statuses | peak RSS | client CPU |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     seen: set[str] = set()
@@ -244,8 +245,10 @@ def _nice(value: float) -> float:
 
 
 def _md(text: str) -> str:
-    """One line of Markdown: no line breaks, no table pipes."""
-    return " ".join(text.split()).replace("|", "\\|")[:300]
+    """One line of Markdown (no line breaks, no table pipes), its start and its end: a
+    failure's cause is often the last line of a log tail."""
+    line = " ".join(text.split()).replace("|", "\\|")
+    return line if len(line) <= 400 else f"{line[:120]} \N{HORIZONTAL ELLIPSIS} {line[-280:]}"
 
 
 def _xml(text: str) -> str:
