@@ -246,7 +246,14 @@ class S3Store:
     # -- the manifest --------------------------------------------------------------
     def _read_manifest(self, name: str) -> _Seen:
         found = self._get(self._manifest_key(name))
-        seen = _Seen(None, None) if found is None else _Seen(Manifest.parse(found[0]), found[1])
+        try:
+            seen = _Seen(None, None) if found is None else \
+                _Seen(Manifest.parse(found[0]), found[1])
+        except (ValueError, KeyError, TypeError) as exc:
+            # Written by something other than gendoc: say so rather than answer 500.
+            raise StoreUnavailable(
+                f"The manifest of template {name!r} in the object store is unreadable ({exc}).",
+                headers=retry_after(_STORE_RETRY)) from None
         with self._lock:
             self._seen[name] = seen
         return seen

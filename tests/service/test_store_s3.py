@@ -248,3 +248,11 @@ def test_results_are_fetched_through_presigned_urls_and_swept_after_retention(
     assert results.sweep() == 0  # younger than the retention
     assert results.sweep(now=time.time() + 3601) == 1
     assert httpx.get(results.url("job-1")).status_code == 404
+
+
+def test_a_manifest_written_by_something_else_is_a_503_not_a_500(s3: S3Server) -> None:
+    bucket = s3.new_bucket()
+    store = replica(s3, bucket)
+    s3.client().put_object(Bucket=bucket, Key="fleet/templates/t/current", Body=b"{not json")
+    with pytest.raises(StoreUnavailable, match="unreadable"):
+        store.get("t")
