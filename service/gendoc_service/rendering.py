@@ -7,6 +7,7 @@ name the part and paragraph, undefined variables are listed in strict mode.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
@@ -255,6 +256,9 @@ class Renderer:
         self._compiled: ByteLRU[jinja2.Template] = ByteLRU(cache_bytes, size_of=lambda _: 0)
         self._lenient = _Environment(self._compiled, undefined=ChainableUndefined)
         self._strict = _Environment(self._compiled, undefined=_RecordingUndefined)
+        # Strict mode's analysis of each template (the paths it needs), by content hash.
+        self._analysed: ByteLRU[tuple[variables_mod.Path, ...]] = ByteLRU(
+            max(cache_bytes // 16, 1 << 20), size_of=lambda _: 0)
 
     # -- inspection -------------------------------------------------------
     def inspect(self, docx: bytes) -> TemplateInfo:
@@ -264,16 +268,32 @@ class Renderer:
             tpl.init_docx()
         except Exception as exc:  # python-docx raises many kinds on broken packages
             raise InvalidDocx(f"The package is not a readable Word document: {exc}.") from None
-        paths: list[variables_mod.Path] = []
-        parts: list[str] = []
+        reads = self._reads(tpl)
+        paths = [path for _, read in reads for path in read.paths]
+        return TemplateInfo(variables=variables_mod.as_tree(paths),
+                            parts=[partname for partname, _ in reads])
+
+    def _reads(self, tpl: _Template) -> list[tuple[str, variables_mod.Reads]]:
+        """What each part reads (partname, paths), compiling it (TemplateSyntaxProblem)."""
+        reads = []
         for partname, source in _template_sources(tpl):
-            parts.append(partname)
             try:
                 tree = self._lenient.parse(source)
             except TemplateSyntaxError as exc:
                 raise _syntax_problem(exc, partname, source) from None
-            paths.extend(variables_mod.collect_paths(tree, self._lenient.globals))
-        return TemplateInfo(variables=variables_mod.as_tree(paths), parts=parts)
+            reads.append((partname, variables_mod.collect(tree, self._lenient.globals)))
+        return reads
+
+    def _required(self, docx: bytes, tpl: _Template) -> tuple[variables_mod.Path, ...]:
+        """The paths the template reads without guarding them, in every part (cached)."""
+        key = ("required", hashlib.sha256(docx).digest())
+        required = self._analysed.get(key)
+        if required is None:
+            tpl.init_docx()
+            paths = [p for _, read in self._reads(tpl) for p in read.required()]
+            required = tuple(dict.fromkeys(paths))
+            self._analysed.put(key, required, size=sum(64 + 16 * len(p) for p in required))
+        return required
 
     # -- rendering --------------------------------------------------------
     def render(self, docx: bytes, data: dict[str, Any],
@@ -281,6 +301,8 @@ class Renderer:
         strict = options.strict
         tpl = _Template(io.BytesIO(docx))
         env = self._strict if strict else self._lenient
+        if strict and (absent := variables_mod.missing_in(data, self._required(docx, tpl))):
+            raise _undefined(absent)
         if richdata.has_markers(data):
             tpl.init_docx()  # images and links attach to the document being rendered
             data = richdata.materialize(tpl, data)
@@ -308,14 +330,17 @@ class Renderer:
         finally:
             _missing.reset(token)
         if missing:
-            unique = list(dict.fromkeys(missing))
-            raise UndefinedVariables(
-                f"The data lacks {len(unique)} variable(s) the template uses: {', '.join(unique)}.",
-                variables=unique,
-            )
+            raise _undefined(list(dict.fromkeys(missing)))
         out = io.BytesIO()
         tpl.save(out)
         return out.getvalue()
+
+
+def _undefined(paths: list[str]) -> UndefinedVariables:
+    return UndefinedVariables(
+        f"The data lacks {len(paths)} variable(s) the template uses: {', '.join(paths)}.",
+        variables=paths,
+    )
 
 
 def _template_sources(tpl: _Template) -> list[tuple[str, str]]:

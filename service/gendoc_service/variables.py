@@ -8,11 +8,17 @@ The result maps each top-level variable to:
 
 `{% for row in invoice.items %}{{ row.price }}{% endfor %}` gives
 `{"invoice": {"items": [{"price": None}]}}`.
+
+Strict mode checks the same paths against the data before rendering
+(`missing_in`), except those the template guards itself (`x is defined`,
+`x|default(...)`): every missing path is listed at once, wherever the template
+reads it, instead of the first one an expression trips over.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import nodes
@@ -23,12 +29,79 @@ Path = tuple[str, ...]
 Scope = dict[str, Path | None]
 
 
-def collect_paths(tree: nodes.Template, known_globals: Iterable[str] = ()) -> list[Path]:
-    """Every data path the template reads, in the order first seen."""
-    found: dict[Path, None] = {}
+# Tests and filters by which a template copes with a missing value itself.
+_GUARD_TESTS = frozenset({"defined", "undefined"})
+_GUARD_FILTERS = frozenset({"default", "d"})
+
+
+class _Found(dict[Path, None]):
+    """Paths read, in the order first seen, and the paths the template guards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.guarded: dict[Path, None] = {}
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What one template part reads: every path, and those it guards (and their children)."""
+
+    paths: tuple[Path, ...]
+    guarded: tuple[Path, ...]
+
+    def required(self) -> list[Path]:
+        return [p for p in self.paths
+                if not any(p[:len(g)] == g for g in self.guarded)]
+
+
+def collect(tree: nodes.Template, known_globals: Iterable[str] = ()) -> Reads:
+    found = _Found()
     scope: Scope = {name: None for name in known_globals}
     _walk(tree, scope, found)
+    return Reads(tuple(found), tuple(found.guarded))
+
+
+def collect_paths(tree: nodes.Template, known_globals: Iterable[str] = ()) -> list[Path]:
+    """Every data path the template reads, in the order first seen."""
+    return list(collect(tree, known_globals).paths)
+
+
+def missing_in(data: Mapping[str, Any], paths: Iterable[Path]) -> list[str]:
+    """Each path the data lacks, spelled as in the data (`items[1].price`), in order.
+
+    Only a mapping can lack a key: a path continuing into a string, a number or
+    null (a method such as `name.upper`, an attribute of a rich value) is not
+    judged here; the render itself still records what it finds missing.
+    """
+    found: dict[str, None] = {}
+    for path in paths:
+        _check(data, path, "", found)
     return list(found)
+
+
+def _check(value: Any, path: Path, spelled: str, found: dict[str, None]) -> None:
+    if not path:
+        return
+    head, rest = path[0], path[1:]
+    if head == ITEM:
+        elements = value.values() if isinstance(value, Mapping) else value
+        if isinstance(elements, (list, tuple)) or isinstance(value, Mapping):
+            for i, element in enumerate(elements):
+                _check(element, rest, f"{spelled}[{i}]", found)
+        return
+    if not isinstance(value, Mapping):
+        return
+    here = f"{spelled}.{head}" if spelled else head
+    if head in value:
+        _check(value[head], rest, here, found)
+    elif not hasattr(dict, head):  # d.items(), d.keys() are the mapping's own methods
+        # Below a missing value the path continues as far as it is plain attributes:
+        # `customer.address.city` says more than `customer` of what the data needs.
+        for step in rest:
+            if step == ITEM:
+                break
+            here = f"{here}.{step}"
+        found.setdefault(here, None)
 
 
 def as_tree(paths: Iterable[Path]) -> dict[str, Any]:
@@ -120,9 +193,24 @@ def _iterable_path(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> P
     return path
 
 
+def _guard(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> None:
+    """Note the path of `x is defined` / `x|default(...)`: the template copes without it."""
+    if isinstance(node, nodes.Test):
+        target = node.node if node.name in _GUARD_TESTS else None
+    elif isinstance(node, nodes.Filter):
+        target = node.node if node.name in _GUARD_FILTERS else None
+    else:
+        return
+    if target is None or not isinstance(found, _Found):
+        return
+    if path := _path_of(target, scope, found):
+        found.guarded.setdefault(path, None)
+
+
 def _walk(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> None:
     if _use(node, scope, found):
         return
+    _guard(node, scope, found)
     if isinstance(node, nodes.For):
         source = _iterable_path(node.iter, scope, found)
         if source:
