@@ -184,7 +184,8 @@ def _drive(index: int, settings: ConverterSettings, template: Path, root: Path,
            wait_start: Callable[[], object]) -> list[float]:
     """One instance driven directly over UNO, back to back; returns its latencies."""
     instance = Instance(index, 0, soffice=settings.soffice, template=template, root=root,
-                        start_timeout=settings.start_timeout, stop_timeout=settings.stop_timeout)
+                        start_timeout=settings.start_timeout, stop_timeout=settings.stop_timeout,
+                        environment=settings.soffice_environment)
     instance.start()
     options = ConversionOptions()
     latencies: list[float] = []

@@ -157,7 +157,7 @@ def _render(args: argparse.Namespace) -> int:
 
 # -- gendoc bench -------------------------------------------------------------------
 def _bench(argv: list[str]) -> int:
-    """`gendoc bench [stack|converter] ...`: each suite parses its own options."""
+    """`gendoc bench [stack|converter|report] ...`: each suite parses its own options."""
     if argv[:1] == ["converter"]:
         from gendoc_converter.bench import main as converter_bench
 
@@ -233,7 +233,7 @@ def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
     # Listed for --help; `main` hands its arguments to the suite's own parser.
     sub.add_parser("bench", help="load benchmark, baselines in the same run: "
-                   "`gendoc bench [stack|converter] --help`")
+                   "`gendoc bench [stack|converter|report] --help`")
 
 
 def main(argv: list[str] | None = None) -> int:
