@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -61,6 +62,7 @@ def test_a_template_uploaded_to_either_replica_renders_on_both(
     one, two = fleet
     put = httpx.put(f"{one.url}/v1/templates/letter", content=_template("Hello"))
     assert put.status_code == 201, put.text
+    first = put.json()["version"]
     assert "Hello for ACME" in _text(_render(two.url))
     assert [t["name"] for t in httpx.get(f"{two.url}/v1/templates").json()["templates"]] == [
         "letter"]
@@ -76,6 +78,24 @@ def test_a_template_uploaded_to_either_replica_renders_on_both(
                    "the new current version on the other replica")
     meta = httpx.get(f"{one.url}/v1/templates/letter").json()
     assert len(meta["versions"]) == 2 and meta["latest"] == version
+
+    # Eight uploads racing through both replicas (two processes, two clients): none lost.
+    def upload(i: int) -> str:
+        put = httpx.put(f"{fleet[i % 2].url}/v1/templates/letter",
+                        content=_template(f"Race {i}"), timeout=60)
+        assert put.status_code == 201, put.text
+        return str(put.json()["version"])
+
+    with ThreadPoolExecutor(8) as pool:
+        raced = set(pool.map(upload, range(8)))
+    settled = time.monotonic()
+    for replica in fleet:
+        def listed(url: str = replica.url) -> bool:
+            meta = httpx.get(f"{url}/v1/templates/letter").json()
+            return {v["id"] for v in meta["versions"]} == raced | {version, first}
+
+        # Within the TTL each replica may still list what it read during the race.
+        wait_until_new(listed, settled, TTL, "every raced version on each replica")
 
 
 def test_with_the_object_store_down_cached_versions_render_and_the_rest_503(
