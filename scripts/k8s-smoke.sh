@@ -138,6 +138,7 @@ t0=$SECONDS
   --tls-cert-file apiserver.crt --tls-private-key-file apiserver.key \
   --client-ca-file ca.crt \
   --authorization-mode RBAC \
+  --enable-admission-plugins OwnerReferencesPermissionEnforcement \
   --service-account-issuer "https://127.0.0.1:$API_PORT" \
   --service-account-key-file sa.pub \
   --service-account-signing-key-file sa.key \

@@ -7,10 +7,15 @@ TICK it takes the DocGenerators kopf's index holds, and for each whose
 `spec.autoscaling.enabled` is true and whose `periodSeconds` have passed since
 its last round: lists its pods, scrapes the ready ones, asks
 `desired_replicas`, sets the replicas through the scale subresource when they
-change (the reconcile then applies them to the Deployment, clamped), writes
-`status.metrics`, `status.scaleReason` and `status.lastScaleTime`, and posts a
-`ScaledUp`/`ScaledDown` Event. Disabled: nothing is read or written, and what
-the autoscaler remembered of that fleet is dropped (`kubectl scale` rules).
+change (the reconcile then applies them to the Deployment, clamped), applies
+its part of the status (`metrics`, `scaleReason`, `lastScaleTime` and the
+conditions AbleToScale and ScalingLimited, under its own field manager), and
+posts a `ScaledUp`/`ScaledDown` Event. Disabled: its part of the status shrinks
+to a `scaleReason` saying so, nothing else is read or written, and what the
+autoscaler remembered of that fleet is dropped (`kubectl scale` rules).
+
+The index holds each DocGenerator with its spec already defaulted
+(reconcile.fleet), so a round defaults nothing.
 
 What is remembered per fleet (in memory; a restart starts afresh, which
 scaling.py treats conservatively): each pod's last scrape and the decision
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -30,21 +34,23 @@ from typing import Any
 
 import httpx
 
-from . import children, collector, crd
+from . import children, collector
 from .collector import Collection, ScrapeMemory
 from .kubeapi import ApiError, Kube
+from .objects import JSON, timestamp
 from .scaling import Decision, History, Policy, Target, desired_replicas
 from .settings import OperatorSettings
+from .status import merge_conditions, scaling_conditions
 
 log = logging.getLogger(__name__)
 
-JSON = dict[str, Any]
 TICK = 1.0  # seconds between looks for a due fleet: periodSeconds is at least 1
-EVENT_COMPONENT = "gendoc-autoscaler"
-# Written once when autoscaling is switched off, so no stale decision is shown.
+# The field manager of the autoscaler's part of the status, and its events' component.
+MANAGER = "gendoc-autoscaler"
+# Applied once when autoscaling is switched off: the autoscaler's other status
+# fields (metrics, conditions) go, so no stale decision is shown.
 DISABLED_STATUS: JSON = {
     "scaleReason": "autoscaling disabled: spec.replicas (kubectl scale) decides",
-    "metrics": None,
 }
 
 
@@ -69,10 +75,10 @@ def _round(value: float | None, digits: int) -> float | None:
 
 
 def metrics_status(collection: Collection, decision: Decision, collected_at: str) -> JSON:
-    """status.metrics: what the decision saw (None removes a field: JSON merge patch)."""
+    """status.metrics: what the decision saw (a field not measured is left out)."""
     m = collection.fleet
     capacity = decision.capacity_rps
-    return {
+    fields = {
         "collectedAt": collected_at,
         "requestsPerMinute": _round(m.arrival_rps * 60, 1) if m else None,
         "completionsPerMinute": _round(m.completion_rps * 60, 1) if m else None,
@@ -86,18 +92,29 @@ def metrics_status(collection: Collection, decision: Decision, collected_at: str
         "podsWithoutMetrics": collection.without_metrics,
         "podsNotReady": collection.not_ready,
     }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
-def status_patch(collection: Collection, decision: Decision, *, scaled: bool, now: str) -> JSON:
-    patch: JSON = {"scaleReason": decision.reason,
-                   "metrics": metrics_status(collection, decision, now)}
-    if scaled:
-        patch["lastScaleTime"] = now
+def status_patch(dg: Mapping[str, Any], collection: Collection, decision: Decision, *,
+                 current: int, now: str, failure: str = "") -> JSON:
+    """The autoscaler's whole part of the status, applied as one (what it leaves out goes).
+
+    failure: why setting the replicas failed, if it did.
+    """
+    status = dg.get("status") or {}
+    scaled = decision.replicas != current and not failure
+    patch: JSON = {
+        "scaleReason": decision.reason,
+        "metrics": metrics_status(collection, decision, now),
+        "conditions": merge_conditions(
+            status.get("conditions") or [],
+            scaling_conditions(decision, current=current, failure=failure),
+            generation=int(dg["metadata"].get("generation") or 0), now=now),
+    }
+    last = now if scaled else status.get("lastScaleTime")
+    if last:
+        patch["lastScaleTime"] = last
     return patch
-
-
-def _wall() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -110,14 +127,15 @@ class FleetState:
 
 
 def enabled(dg: Mapping[str, Any]) -> bool:
-    return bool(crd.with_defaults(dg.get("spec"))["autoscaling"]["enabled"]) \
+    """`dg` from the index: its spec is defaulted."""
+    return bool(dg["spec"]["autoscaling"]["enabled"]) \
         and not dg["metadata"].get("deletionTimestamp")
 
 
 class Autoscaler:
     def __init__(self, kube: Kube, settings: OperatorSettings, http: httpx.AsyncClient, *,
                  clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], str] = _wall) -> None:
+                 wall: Callable[[], str] = timestamp) -> None:
         self.kube, self.settings, self.http = kube, settings, http
         self.clock, self.wall = clock, wall
         self.fleets: dict[str, FleetState] = {}  # by DocGenerator uid
@@ -142,8 +160,7 @@ class Autoscaler:
         for uid, dg in wanted.items():
             state = self.fleets.setdefault(uid, FleetState())
             if state.due <= now:
-                period = crd.with_defaults(dg["spec"])["autoscaling"]["periodSeconds"]
-                state.due = now + float(period)
+                state.due = now + float(dg["spec"]["autoscaling"]["periodSeconds"])
                 due.append(self._guarded(dg, state))
         await asyncio.gather(*due)
 
@@ -152,8 +169,7 @@ class Autoscaler:
         meta = dg["metadata"]
         try:
             if state is None:
-                await asyncio.to_thread(self.kube.patch_docgenerator_status, meta["namespace"],
-                                        meta["name"], DISABLED_STATUS)
+                await asyncio.to_thread(self._apply_status, dg, DISABLED_STATUS)
             else:
                 await self.step(dg, state)
         except ApiError as exc:
@@ -163,12 +179,15 @@ class Autoscaler:
         except Exception:
             log.exception("autoscaling %s/%s failed", meta["namespace"], meta["name"])
 
+    def _apply_status(self, dg: Mapping[str, Any], status: JSON) -> None:
+        meta = dg["metadata"]
+        self.kube.apply_docgenerator_status(meta["namespace"], meta["name"], status,
+                                            manager=MANAGER)
+
     async def step(self, dg: Mapping[str, Any], state: FleetState) -> Decision:
         """One round for one fleet: collect, decide, apply, report."""
-        meta = dg["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        spec = crd.with_defaults(dg["spec"])
-        pods = await asyncio.to_thread(self.kube.list_pods, namespace,
+        spec = dg["spec"]
+        pods = await asyncio.to_thread(self.kube.list_pods, dg["metadata"]["namespace"],
                                        children.selector_string(dg))
         seen = collector.census(pods, port=children.SERVICE_PORT)
         now = self.clock()
@@ -180,18 +199,29 @@ class Autoscaler:
             pods_without_metrics=collection.without_metrics,
             pods_not_ready=collection.not_ready)
         state.history = decision.history
-        scaled = decision.replicas != current
-        if scaled:
-            await asyncio.to_thread(self.kube.scale_docgenerator, namespace, name,
-                                    decision.replicas)
-            log.info("%s/%s: %s", namespace, name, decision.reason)
+        failure = await self._scale(dg, current, decision)
         stamp = self.wall()
-        await asyncio.to_thread(self.kube.patch_docgenerator_status, namespace, name,
-                                status_patch(collection, decision, scaled=scaled, now=stamp))
-        if scaled:
-            obj = {"apiVersion": crd.API_VERSION, "kind": crd.KIND, **dg}
+        await asyncio.to_thread(self._apply_status, dg, status_patch(
+            dg, collection, decision, current=current, now=stamp, failure=failure))
+        if decision.replicas != current and not failure:
             reason = "ScaledUp" if decision.replicas > current else "ScaledDown"
-            await asyncio.to_thread(self.kube.post_event, obj, type="Normal", reason=reason,
-                                    message=decision.reason, component=EVENT_COMPONENT,
-                                    now=stamp)
+            await asyncio.to_thread(self.kube.post_event, dg, type="Normal", reason=reason,
+                                    message=decision.reason, component=MANAGER, now=stamp)
         return decision
+
+    async def _scale(self, dg: Mapping[str, Any], current: int, decision: Decision) -> str:
+        """Set the decided replicas if they changed; why that failed, or "" (also unchanged)."""
+        if decision.replicas == current:
+            return ""
+        meta = dg["metadata"]
+        try:
+            await asyncio.to_thread(self.kube.scale_docgenerator, meta["namespace"],
+                                    meta["name"], decision.replicas)
+        except ApiError as exc:
+            if exc.status == 404 or exc.namespace_terminating:
+                raise  # gone or going: nothing to report on
+            log.warning("%s/%s: cannot scale to %d: %s", meta["namespace"], meta["name"],
+                        decision.replicas, exc)
+            return f"{exc.status} {exc.reason}: {exc.message}"
+        log.info("%s/%s: %s", meta["namespace"], meta["name"], decision.reason)
+        return ""

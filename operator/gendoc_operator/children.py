@@ -12,10 +12,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
+from .objects import JSON
 
 SERVICE_PORT = 8080  # the service's port (ServiceSettings.port)
 CONVERTER_PORT = 3000  # the converter, on localhost of the pod (ConverterSettings.port)
@@ -30,8 +29,6 @@ DG_LABEL = "gendoc.io/docgenerator"
 # Parts of the spec that shape the pods. Scaling fields (replicas, min/max,
 # target, autoscaling) are left out: changing them must not restart pods.
 POD_FIELDS = ("images", "converter", "templates", "service", "resources")
-
-JSON = dict[str, Any]
 
 
 def _name(dg: Mapping[str, Any]) -> str:
@@ -76,7 +73,7 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# -- what cannot be realised ----------------------------------------------------------------
+# -- images -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Images:
     """The operator's default images (settings), used where spec.images leaves one empty."""
@@ -88,27 +85,6 @@ class Images:
 def images_for(spec: Mapping[str, Any], defaults: Images) -> Images:
     return Images(service=spec["images"].get("service") or defaults.service,
                   converter=spec["images"].get("converter") or defaults.converter)
-
-
-def problems(spec: Mapping[str, Any], *, defaults: Images) -> list[str]:
-    """Reasons this (schema-valid) spec cannot become pods; empty when it can."""
-    found: list[str] = []
-    images = images_for(spec, defaults)
-    if not images.service:
-        found.append("images.service is empty and the operator has no default service image")
-    if not images.converter and not spec["converter"].get("gotenberg"):
-        found.append("images.converter is empty and the operator has no default converter image")
-    for container, rr in (spec.get("resources") or {}).items():
-        requests, limits = rr.get("requests") or {}, rr.get("limits") or {}
-        for resource, limit in limits.items():
-            if resource in requests and _quantity(requests[resource]) > _quantity(limit):
-                found.append(f"resources.{container}: requests.{resource} {requests[resource]} "
-                             f"exceeds limits.{resource} {limit}")
-    return found
-
-
-def _quantity(value: object) -> Decimal:
-    return Decimal(parse_quantity(value))
 
 
 # -- the pods -------------------------------------------------------------------------------

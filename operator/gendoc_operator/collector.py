@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from .metrics import PodRates, Scrape, fleet, parse, rates
+from .exposition import PodRates, Scrape, fleet, parse, rates
 from .scaling import FleetMetrics
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,14 @@
 
 Handlers take only what they use and do no deciding of their own
 (reconcile.py, children.py, status.py do). `register` builds them on a fresh
-registry with the settings given, so nothing is read from the environment here.
+registry with the settings given, so nothing is read from the environment here,
+in three groups: the reconcile of a DocGenerator, the background tasks (resync
+and autoscaler), and the watches of the children.
+
+DocGenerators are read from one place, kopf's index of them (kept by the watch
+kopf runs anyway): a handler gets the object in its event, the background tasks
+and the child watches look it up in the index, so the operator makes no LIST or
+GET of DocGenerators of its own.
 """
 
 from __future__ import annotations
@@ -20,20 +27,30 @@ from .autoscaler import Autoscaler
 from .children import MANAGED_BY
 from .crd import GROUP, KIND, PLURAL, VERSION
 from .kubeapi import ApiError
-from .reconcile import InvalidSpec, Reconciler, plain
+from .objects import JSON
+from .reconcile import Blocked, InvalidSpec, Reconciler, fleet
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
-DG = {"group": GROUP, "version": VERSION, "plural": PLURAL}
-CHILDREN = [
-    {"group": "apps", "version": "v1", "plural": "deployments"},
-    {"group": "", "version": "v1", "plural": "services"},
-    {"group": "policy", "version": "v1", "plural": "poddisruptionbudgets"},
-    {"group": "networking.k8s.io", "version": "v1", "plural": "networkpolicies"},
+CHILDREN = [  # (group, version, plural) of each kind of child
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
 ]
 RETRY_DELAY = 10.0  # seconds before a handler that hit a transient API error runs again
 ANNOTATION_PREFIX = "kopf.gendoc.io"
+
+
+Index = kopf.Index[str, JSON]  # DocGenerator uid -> reconcile.fleet(body)
+INDEX = "docgenerators"  # the index's id, and the keyword kopf passes it to handlers as
+
+
+def _index(kwargs: Mapping[str, Any]) -> Index:
+    """The index from a handler's keywords (kopf's handler protocols do not declare it)."""
+    index: Index = kwargs[INDEX]
+    return index
 
 
 def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
@@ -61,18 +78,22 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.networking.request_timeout = ours.request_timeout
 
 
-def _converge(reconciler: Reconciler, body: Mapping[str, Any], *, strict: bool) -> None:
+def _converge(reconciler: Reconciler, dg: JSON, *, strict: bool) -> None:
     """Run one reconcile and sort its errors into kopf's kinds (STYLE.md #7)."""
     try:
-        reconciler.reconcile(body)
+        reconciler.reconcile(dg)
     except InvalidSpec as exc:
         # Reported in .status (Degraded) and as an event already; a handler
         # raising PermanentError is not retried until the spec changes.
         if strict:
             raise kopf.PermanentError(str(exc)) from exc
+    except Blocked as exc:
+        # Reported too; fixed outside the DocGenerator (a ConfigMap created, a
+        # quota or a permission granted), so tried again.
+        raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY) from exc
     except ApiError as exc:
         if exc.namespace_terminating:
-            log.debug("not converging %s: %s", body["metadata"]["name"], exc.message)
+            log.debug("not converging %s: %s", dg["metadata"]["name"], exc.message)
             return
         if exc.status == 409 or exc.status >= 500 or exc.status in (403, 404, 429):
             raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY) from exc
@@ -87,7 +108,12 @@ def _owner(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-async def resync_loop(reconciler: Reconciler, settings: OperatorSettings,
+def indexed(index: Index) -> list[JSON]:
+    """Every DocGenerator the index holds (one value per uid)."""
+    return [dg for uid in list(index) for dg in index.get(uid, ())]
+
+
+async def resync_loop(reconciler: Reconciler, index: Index, settings: OperatorSettings,
                       stop: asyncio.Event) -> None:
     """Every resync_seconds, converge every DocGenerator (none being deleted)."""
     while True:
@@ -95,19 +121,15 @@ async def resync_loop(reconciler: Reconciler, settings: OperatorSettings,
             await asyncio.wait_for(stop.wait(), timeout=settings.resync_seconds)
         if stop.is_set():
             return
-        try:
-            items = await asyncio.to_thread(reconciler.kube.list_docgenerators,
-                                            settings.namespaces)
-        except ApiError as exc:
-            log.warning("resync: cannot list DocGenerators: %s", exc)
-            continue
-        for dg in items:
+        for dg in indexed(index):
             if stop.is_set():
                 return
             if dg["metadata"].get("deletionTimestamp"):
                 continue
             try:
                 await asyncio.to_thread(_converge, reconciler, dg, strict=False)
+            except kopf.TemporaryError:
+                pass  # reported in the DocGenerator's status and events
             except Exception as exc:
                 log.warning("resync of %s/%s failed: %s", dg["metadata"].get("namespace"),
                             dg["metadata"].get("name"), exc)
@@ -115,11 +137,19 @@ async def resync_loop(reconciler: Reconciler, settings: OperatorSettings,
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings,
              reconciler: Reconciler) -> None:
+    """Every handler of the operator, on `registry`."""
+    _register_reconcile(registry, settings, reconciler)
+    _register_background(registry, settings, reconciler)
+    _register_child_watches(registry, reconciler)
+
+
+def _register_reconcile(registry: kopf.OperatorRegistry, ours: OperatorSettings,
+                        reconciler: Reconciler) -> None:
+    """Start-up, login, the index, and the reconcile of each DocGenerator on its events."""
+
     @kopf.on.startup(registry=registry, id="configure")
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, ours)
-
-    ours = settings
 
     # A registry of our own has none of kopf's default handlers: credentials
     # come from the same place as the handlers' client (in-cluster service
@@ -128,49 +158,66 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings,
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
 
-    @kopf.on.resume(**DG, registry=registry, id="converge")
-    @kopf.on.create(**DG, registry=registry, id="converge")
-    @kopf.on.update(**DG, registry=registry, id="converge")
-    def converge(body: kopf.Body, **_: Any) -> None:
-        _converge(reconciler, body, strict=True)
+    # The one copy of every DocGenerator, its spec defaulted once per change
+    # (entries go on deletion).
+    @kopf.index(group=GROUP, version=VERSION, plural=PLURAL, registry=registry, id=INDEX)
+    def index_docgenerators(uid: str, body: kopf.Body, **_: Any) -> dict[str, JSON]:
+        return {uid: fleet(body)}
 
-    # A safety net for drift no event reported, and a periodic status refresh:
-    # one loop for the whole operator, not a kopf timer per object, because
-    # kopf puts a finalizer on every object that has timers or daemons, and a
-    # finalizer makes deleting a DocGenerator wait for a running operator
-    # (stuck forever once the operator is uninstalled). Owner references and
-    # the garbage collector need none.
+    @kopf.on.resume(group=GROUP, version=VERSION, plural=PLURAL,
+                  registry=registry, id="converge")
+    @kopf.on.create(group=GROUP, version=VERSION, plural=PLURAL,
+                  registry=registry, id="converge")
+    @kopf.on.update(group=GROUP, version=VERSION, plural=PLURAL,
+                  registry=registry, id="converge")
+    def converge(body: kopf.Body, **_: Any) -> None:
+        _converge(reconciler, fleet(body), strict=True)
+
+    # Children go with their owner by owner references (the garbage collector);
+    # optional=True: no finalizer, so deleting never waits for this operator.
+    @kopf.on.delete(group=GROUP, version=VERSION, plural=PLURAL, optional=True,
+                    registry=registry, id="deleted")
+    def deleted(name: str, namespace: str | None, **_: Any) -> None:
+        reconciler.forget(namespace or "", name)
+        log.info("DocGenerator %s/%s deleted; its children follow by garbage collection",
+                 namespace, name)
+
+
+def _register_background(registry: kopf.OperatorRegistry, ours: OperatorSettings,
+                         reconciler: Reconciler) -> None:
+    """The resync loop and the autoscaler: one task each for the whole operator.
+
+    Not a kopf timer per object: kopf puts a finalizer on every object that has
+    timers or daemons, and a finalizer makes deleting a DocGenerator wait for a
+    running operator (stuck forever once the operator is uninstalled). Owner
+    references and the garbage collector need none.
+    """
+
+    # The resync is a safety net for drift no event reported, and a periodic status refresh.
     @kopf.on.startup(registry=registry, id="resync-start")
-    async def start_resync(memo: kopf.Memo, **_: Any) -> None:
+    async def start_resync(memo: kopf.Memo, **kwargs: Any) -> None:
         memo.resync_stop = asyncio.Event()
         memo.resync_task = asyncio.create_task(
-            resync_loop(reconciler, ours, memo.resync_stop), name="gendoc-resync")
+            resync_loop(reconciler, _index(kwargs), ours, memo.resync_stop),
+            name="gendoc-resync")
 
     @kopf.on.cleanup(registry=registry, id="resync-stop")
     async def stop_resync(memo: kopf.Memo, **_: Any) -> None:
         memo.resync_stop.set()
         await asyncio.wait_for(memo.resync_task, timeout=ours.request_timeout + 5)
 
-    # The autoscaler (autoscaler.py): one task for all fleets, for the same
-    # reason as the resync loop. It reads the DocGenerators from kopf's index
-    # of them (kept by the watch kopf runs anyway; entries go on deletion), so
-    # it makes no LIST of its own.
-    @kopf.index(**DG, registry=registry, id="docgenerators")
-    def index_docgenerators(uid: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-        return {uid: plain(body)}
-
     @kopf.on.startup(registry=registry, id="autoscaler-start")
-    async def start_autoscaler(memo: kopf.Memo, docgenerators: kopf.Index[str, Any],
-                               **_: Any) -> None:
+    async def start_autoscaler(memo: kopf.Memo, **kwargs: Any) -> None:
+        docgenerators = _index(kwargs)
         # Pod IPs are reached directly: no proxy from the environment, ever.
         # At most 32 scrapes at once, whatever the number of pods.
         memo.scrape_client = httpx.AsyncClient(trust_env=False,
                                                limits=httpx.Limits(max_connections=32))
         memo.autoscaler_stop = asyncio.Event()
         autoscaler = Autoscaler(reconciler.kube, ours, memo.scrape_client)
-        memo.autoscaler_task = asyncio.create_task(autoscaler.run(
-            lambda: [dg for uid in list(docgenerators) for dg in docgenerators[uid]],
-            memo.autoscaler_stop), name="gendoc-autoscaler")
+        memo.autoscaler_task = asyncio.create_task(
+            autoscaler.run(lambda: indexed(docgenerators), memo.autoscaler_stop),
+            name="gendoc-autoscaler")
 
     @kopf.on.cleanup(registry=registry, id="autoscaler-stop")
     async def stop_autoscaler(memo: kopf.Memo, **_: Any) -> None:
@@ -180,27 +227,22 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings,
         finally:
             await memo.scrape_client.aclose()
 
-    # Someone edited or deleted a child, or the Deployment's status moved on:
-    # converge its owner at once (the applied manifest is unchanged, so our own
-    # no-op applies cause no further events).
-    for child in CHILDREN:
-        @kopf.on.event(**child, labels={"app.kubernetes.io/managed-by": MANAGED_BY},
-                       registry=registry, id=f"child-{child['plural']}")
-        def child_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+
+def _register_child_watches(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
+    """Someone edited or deleted a child, or the Deployment's status moved on: converge
+    its owner at once, as the index holds it (our own no-op applies cause no events)."""
+    for group, version, plural in CHILDREN:
+        @kopf.on.event(group=group, version=version, plural=plural,
+                       labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+                       registry=registry, id=f"child-{plural}")
+        def child_changed(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
             if type is None:  # the initial listing: resume handlers cover it
                 return
             ref = _owner(body)
             if ref is None:
                 return
-            owner = reconciler.kube.read_docgenerator(body["metadata"]["namespace"], ref["name"])
-            if owner is None or owner["metadata"].get("deletionTimestamp") \
-                    or owner["metadata"].get("uid") != ref.get("uid"):
-                return  # being deleted: the garbage collector takes the children
-            _converge(reconciler, owner, strict=False)
-
-    # Children go with their owner by owner references (the garbage collector);
-    # optional=True: no finalizer, so deleting never waits for this operator.
-    @kopf.on.delete(**DG, optional=True, registry=registry, id="deleted")
-    def deleted(name: str, namespace: str, **_: Any) -> None:
-        log.info("DocGenerator %s/%s deleted; its children follow by garbage collection",
-                 namespace, name)
+            # By uid: an owner deleted and re-created under the same name is another one.
+            owners = list(_index(kwargs).get(str(ref.get("uid")), ()))
+            if not owners or owners[0]["metadata"].get("deletionTimestamp"):
+                return  # gone or being deleted: the garbage collector takes the children
+            _converge(reconciler, owners[0], strict=False)

@@ -17,11 +17,11 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from .crd import GROUP, PLURAL, VERSION
+from .crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from .objects import JSON
 
-JSON = dict[str, Any]
 APPLY = "application/apply-patch+yaml"  # JSON is YAML: the client sends the dict as JSON
-MERGE = "application/merge-patch+json"
+MERGE = "application/merge-patch+json"  # the scale subresource, as kubectl scale sends it
 
 
 class ApiError(Exception):
@@ -52,15 +52,28 @@ def _error(status: int, data: str | bytes | None) -> ApiError:
         return ApiError(status, "", text)
 
 
-def _json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> JSON:
-    """Call a client method with the raw response and return its JSON body."""
+def _answer(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, JSON]:
+    """Call a client method with the raw response: its HTTP status and JSON body."""
     try:
         response = call(*args, _preload_content=False, **kwargs)
     except ApiException as exc:
         raise _error(int(exc.status or 0), exc.body) from None
     if not 200 <= response.status < 300:
         raise _error(response.status, response.data)
-    return dict(json.loads(response.data)) if response.data else {}
+    return int(response.status), dict(json.loads(response.data)) if response.data else {}
+
+
+def _json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> JSON:
+    return _answer(call, *args, **kwargs)[1]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a server-side apply answered: the object as stored, and whether it is new
+    (201 Created; an apply to an existing object answers 200, changed or not)."""
+
+    created: bool
+    body: JSON
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,8 @@ class Kube:
         self.core = core
         policy, net = client.PolicyV1Api(api), client.NetworkingV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        # Objects the pods reference: only whether they exist matters (validation.references).
+        self.referenced = {"ConfigMap": core.read_namespaced_config_map}
         self.kinds = {
             "Deployment": _Kind(apps.read_namespaced_deployment, apps.patch_namespaced_deployment),
             "Service": _Kind(core.read_namespaced_service, core.patch_namespaced_service),
@@ -91,7 +106,7 @@ class Kube:
     @classmethod
     def from_environment(cls, *, field_manager: str, timeout: float) -> Kube:
         """In a pod: its service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
-        config.load_config()
+        config.load_config()  # type: ignore[no-untyped-call]  # the client is untyped here
         return cls(client.ApiClient(), field_manager=field_manager, timeout=timeout)
 
     def read(self, kind: str, namespace: str, name: str) -> JSON | None:
@@ -102,27 +117,40 @@ class Kube:
                 return None
             raise
 
-    def apply(self, obj: Mapping[str, Any]) -> JSON:
+    def apply(self, obj: Mapping[str, Any]) -> Applied:
+        """Server-side apply of a child, forced: its fields are ours."""
         meta = obj["metadata"]
-        return _json(
+        status, body = _answer(
             self.kinds[obj["kind"]].patch, meta["name"], meta["namespace"], dict(obj),
             field_manager=self.field_manager, force=True, _content_type=APPLY,
             _request_timeout=self.timeout,
         )
+        return Applied(created=status == 201, body=body)
 
-    def read_docgenerator(self, namespace: str, name: str) -> JSON | None:
+    def exists(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether a ConfigMap the pods mount is there (404: it is not)."""
         try:
-            return _json(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace,
-                         PLURAL, name, _request_timeout=self.timeout)
+            _json(self.referenced[kind], name, namespace, _request_timeout=self.timeout)
         except ApiError as exc:
             if exc.status == 404:
-                return None
+                return False
             raise
+        return True
 
-    def patch_docgenerator_status(self, namespace: str, name: str, status: JSON) -> JSON:
+    def apply_docgenerator_status(self, namespace: str, name: str, status: JSON, *,
+                                  manager: str) -> JSON:
+        """Server-side apply of the status fields `manager` owns.
+
+        The reconciler and the autoscaler each own their part (conditions is a
+        list-map keyed by type, so each owns its own condition types); a JSON
+        merge patch would replace the whole conditions list of the other. A field
+        a manager stops sending is removed, so nothing stale stays behind.
+        """
+        obj = {"apiVersion": API_VERSION, "kind": KIND,
+               "metadata": {"name": name, "namespace": namespace}, "status": status}
         return _json(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
-                     namespace, PLURAL, name, {"status": status}, _content_type=MERGE,
-                     _request_timeout=self.timeout)
+                     namespace, PLURAL, name, obj, field_manager=manager, force=True,
+                     _content_type=APPLY, _request_timeout=self.timeout)
 
     def scale_docgenerator(self, namespace: str, name: str, replicas: int) -> JSON:
         """Set spec.replicas through the scale subresource, as `kubectl scale` and the HPA do."""
@@ -149,14 +177,3 @@ class Kube:
         }
         return _json(self.core.create_namespaced_event, meta["namespace"], event,
                      _request_timeout=self.timeout)
-
-    def list_docgenerators(self, namespaces: list[str]) -> list[JSON]:
-        """Every DocGenerator in these namespaces (all namespaces when empty)."""
-        if not namespaces:
-            return list(_json(self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
-                              _request_timeout=self.timeout).get("items") or [])
-        found: list[JSON] = []
-        for ns in namespaces:
-            found += _json(self.custom.list_namespaced_custom_object, GROUP, VERSION, ns,
-                           PLURAL, _request_timeout=self.timeout).get("items") or []
-        return found

@@ -1,51 +1,64 @@
-"""Converging one DocGenerator: decide (children.py, status.py), then do the I/O.
+"""Converging one DocGenerator: decide (validation.py, children.py, status.py), then do the I/O.
 
 Every path that looks at a DocGenerator (create, update, resume, the resync
-timer, an event on one of its children) calls `Reconciler.reconcile`, which is
-safe to repeat: children are server-side applied, the status is written only
-when it changes, and events are posted only for what actually happened.
+loop, an event on one of its children) calls `Reconciler.reconcile`, which is
+safe to repeat: children are server-side applied (no read first: the apply
+answers whether it created the object), the status is applied only when it
+changes, and events are posted only for what actually happened.
+
+Whatever stops a reconcile short (a spec that cannot be realised, a ConfigMap
+or Secret the pods mount that is missing, a child the API server refuses or
+forbids) is reported the same way before the error goes on to kopf: the status
+says it (Degraded True, with its reason; observedGeneration moves on) and a
+Warning event on the DocGenerator says it once.
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from . import children, crd
+from . import children, crd, validation
 from .kubeapi import ApiError, Kube
+from .objects import JSON, plain, timestamp
 from .settings import OperatorSettings
-from .status import Problem, changed, status_for
+from .status import CONDITIONS, Problem, changed, status_for
 
 log = logging.getLogger(__name__)
-
-JSON = dict[str, Any]
-
-
-def plain(value: Any) -> Any:
-    """A kopf Body (nested read-only views) as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _version(obj: Mapping[str, Any]) -> object:
-    """What changes when the object's desired state changes (not its status)."""
-    meta = obj.get("metadata") or {}
-    return meta.get("generation") or meta.get("resourceVersion")
 
 
 class InvalidSpec(Exception):
     """The spec passed the schema but cannot be realised; retrying will not help."""
+
+
+class Blocked(Exception):
+    """Something outside the spec stops the reconcile (a missing ConfigMap, a 403); it may
+    be fixed without touching the DocGenerator, so the reconcile is tried again later."""
+
+
+def fleet(body: Mapping[str, Any]) -> JSON:
+    """The DocGenerator as the operator reads it: plain JSON, its spec defaulted once.
+
+    Items of a LIST and kopf's index values come without apiVersion and kind.
+    """
+    dg: JSON = plain(body)
+    dg.setdefault("apiVersion", crd.API_VERSION)
+    dg.setdefault("kind", crd.KIND)
+    dg["spec"] = crd.with_defaults(dg.get("spec"))
+    return dg
+
+
+def _problem_of(kind: str, exc: ApiError) -> Problem | None:
+    """The condition reason for an API error that stops the reconcile; None for a transient
+    one (a conflict, a timeout, the server busy), which kopf simply retries."""
+    if exc.rejected:
+        return Problem("ChildRejected", f"The API server rejected the {kind}: {exc.message}")
+    if exc.status == 403 and not exc.namespace_terminating:
+        return Problem("ChildForbidden", f"The API server forbade the {kind}: {exc.message}")
+    return None
 
 
 class Reconciler:
@@ -54,80 +67,104 @@ class Reconciler:
         self.settings = settings
         self.defaults = children.Images(service=settings.default_service_image,
                                         converter=settings.default_converter_image)
+        # The generation each child had after our last apply, by namespace, name and
+        # kind: a different one after the next apply means it changed ("Updated"),
+        # without reading it before. Empty after a restart: no event for that apply.
+        self.generations: dict[tuple[str, str, str], object] = {}
 
-    def reconcile(self, body: Mapping[str, Any]) -> None:
-        """Bring the children and the status in line with the spec.
+    def reconcile(self, dg: JSON) -> None:
+        """Bring the children and the status in line with the spec (`dg` from `fleet`).
 
-        Raises InvalidSpec (after reporting it in the status) when the spec
-        cannot be realised, ApiError for anything the API server may accept
-        on a later try.
+        Raises InvalidSpec when the spec cannot be realised, Blocked when
+        something outside it stops the reconcile (both reported in the status
+        first), ApiError for anything the API server may accept on a later try.
         """
-        dg = plain(body)
-        dg.setdefault("apiVersion", crd.API_VERSION)  # items of a LIST come without them
-        dg.setdefault("kind", crd.KIND)
-        dg["spec"] = crd.with_defaults(dg.get("spec"))
-        meta = dg["metadata"]
-        name, namespace = meta["name"], meta["namespace"]
-        found = children.problems(dg["spec"], defaults=self.defaults)
+        found = validation.problems(dg["spec"], defaults=self.defaults)
         if found:
-            self._fail(dg, Problem("InvalidSpec", "; ".join(found)))
-
+            self._fail(dg, Problem("InvalidSpec", "; ".join(found)), InvalidSpec)
+        self._check_references(dg)
         deployment: JSON | None = None
         for child in children.children_for(dg, defaults=self.defaults):
-            kopf.adopt(child, owner=dg)  # type: ignore[arg-type]  # a plain dict works
-            kind = child["kind"]
-            before = self.kube.read(kind, namespace, name)
-            try:
-                after = self.kube.apply(child)
-            except ApiError as exc:
-                if exc.rejected:
-                    self._fail(dg, Problem(
-                        "ChildRejected", f"The API server rejected the {kind}: {exc.message}"))
-                raise
-            if before is None:
-                self._event(dg, "Normal", "Created", f"Created {kind} {name}.")
-            elif _version(before) != _version(after):
-                self._event(dg, "Normal", "Updated",
-                            f"Updated {kind} {name} to match the DocGenerator's spec.")
-            if kind == "Deployment":
-                deployment = after
+            applied = self._apply(dg, child)
+            if child["kind"] == "Deployment":
+                deployment = applied
         self._report(dg, deployment=deployment, problem=None)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The DocGenerator is gone: its children's generations are no longer needed."""
+        for key in [k for k in self.generations if k[:2] == (namespace, name)]:
+            del self.generations[key]
+
+    def _check_references(self, dg: JSON) -> None:
+        namespace = dg["metadata"]["namespace"]
+        missing = [ref for ref in validation.references(dg["spec"])
+                   if not self.kube.exists(ref.kind, namespace, ref.name)]
+        if missing:
+            message = "; ".join(f"{r.kind} {r.name} ({r.field}) does not exist in namespace "
+                                f"{namespace}" for r in missing)
+            self._fail(dg, Problem("ReferenceNotFound", message), Blocked)
+
+    def _apply(self, dg: JSON, child: JSON) -> JSON:
+        kind, name = child["kind"], child["metadata"]["name"]
+        kopf.adopt(child, owner=dg)  # type: ignore[arg-type]  # a plain dict works
+        try:
+            applied = self.kube.apply(child)
+        except ApiError as exc:
+            problem = _problem_of(kind, exc)
+            if problem is not None:
+                self._fail(dg, problem, InvalidSpec if exc.rejected else Blocked)
+            raise
+        key = (dg["metadata"]["namespace"], name, kind)
+        generation = (applied.body.get("metadata") or {}).get("generation")
+        if applied.created:
+            self._event(dg, "Normal", "Created", f"Created {kind} {name}.")
+        elif self.generations.get(key, generation) != generation:
+            self._event(dg, "Normal", "Updated",
+                        f"Updated {kind} {name} to match the DocGenerator's spec.")
+        self.generations[key] = generation
+        return applied.body
 
     def _event(self, dg: JSON, type_: str, reason: str, message: str) -> None:
         """An Event on the DocGenerator: through kopf's poster inside a kopf handler,
         through the events API elsewhere (the resync loop), where kopf has no poster."""
         try:
-            kopf.event(dg, type=type_, reason=reason, message=message)
+            # kopf types its object as a Body; any mapping with metadata works.
+            kopf.event(dg, type=type_, reason=reason,  # type: ignore[arg-type]
+                       message=message)
         except LookupError:  # kopf's posting queue is a context variable of its handlers
             try:
                 self.kube.post_event(dg, type=type_, reason=reason, message=message,
-                                     component=self.settings.field_manager, now=_now())
+                                     component=self.settings.field_manager, now=timestamp())
             except ApiError as exc:
                 if not exc.namespace_terminating:
                     log.warning("event %s on %s not posted: %s", reason,
                                 dg["metadata"]["name"], exc)
 
-    def _fail(self, dg: JSON, problem: Problem) -> None:
+    def _fail(self, dg: JSON, problem: Problem, error: type[Exception]) -> None:
+        """Report `problem` (status and event), then stop the reconcile with `error`."""
         meta = dg["metadata"]
+        # The one read left: the pods kept running are counted in the status.
         deployment = self.kube.read("Deployment", meta["namespace"], meta["name"])
         self._report(dg, deployment=deployment, problem=problem)
-        raise InvalidSpec(problem.message)
+        raise error(problem.message)
 
     def _report(self, dg: JSON, *, deployment: JSON | None, problem: Problem | None) -> None:
-        """Write the status if it changed; post an event for each condition that flipped."""
+        """Apply the status if it changed; post an event for each condition that flipped."""
         spec, meta = dg["spec"], dg["metadata"]
         wanted = status_for(
             dg, desired=children.clamped_replicas(spec), selector=children.selector_string(dg),
             spec_hash=children.spec_hash(spec), deployment=deployment, problem=problem,
-            now=_now(),
+            now=timestamp(),
         )
         current = dg.get("status") or {}
-        if not changed(current, wanted):
+        if not changed(current, wanted, CONDITIONS):
             return
-        self.kube.patch_docgenerator_status(meta["namespace"], meta["name"], wanted)
-        before = {c.get("type"): c.get("status") for c in current.get("conditions") or []}
+        self.kube.apply_docgenerator_status(meta["namespace"], meta["name"], wanted,
+                                            manager=self.settings.field_manager)
+        before = {c.get("type"): c for c in current.get("conditions") or []}
         for cond in wanted["conditions"]:
-            if before.get(cond["type"]) == cond["status"]:
+            old = before.get(cond["type"]) or {}
+            if (old.get("status"), old.get("reason")) == (cond["status"], cond["reason"]):
                 continue
             message = f"{cond['type']} is {cond['status']}: {cond['message']}"
             if cond["type"] == "Degraded" and cond["status"] == "True":

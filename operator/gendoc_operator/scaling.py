@@ -11,7 +11,7 @@ rules that understand this workload:
   pods are saturated (a queue, rejections, or every slot busy) their completion
   rate *is* their capacity. Before either, Little's law gives an optimistic
   bound: a pod with c slots and service time W completes at most c/W per second
-  (in-flight = arrival rate × latency), so it never scales up too far; the
+  (in-flight = arrival rate x latency), so it never scales up too far; the
   queue and latency rules then push, and the first saturation teaches μ.
 * queue rule: at most maxQueuePerPod requests waiting per pod.
 * latency rule: p95 at or under the target.
@@ -57,7 +57,7 @@ class Policy:
     max_replicas: int = 10
     tolerance: float = 0.1
     scale_down_window_seconds: float = 300.0
-    # Per period, scale up to at most max(factor × current, current + pods) (HPA's defaults).
+    # Per period, scale up to at most max(factor * current, current + pods) (HPA's defaults).
     max_scale_up_factor: float = 2.0
     max_scale_up_pods: int = 4
 
@@ -77,6 +77,21 @@ class Decision:
     capacity_rps: float | None = None
     history: History = field(default_factory=History)
     capacity_source: str = "unknown"  # spec, measured, littles-law or unknown
+    # Why a change the rules wanted was not made now, in the HPA's condition
+    # reasons: held (AbleToScale) and cut (ScalingLimited); None when neither.
+    held: str | None = None  # ScaleDownStabilized or MissingPodMetrics
+    limited: str | None = None  # TooManyReplicas, TooFewReplicas or ScaleUpLimit
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What each rule says (None: no opinion) and the one that wins."""
+
+    opinions: dict[str, int | None]
+    rule: str
+    raw: int
+    capacity: float | None
+    source: str
 
 
 def _saturated(m: FleetMetrics) -> bool:
@@ -89,6 +104,10 @@ def learn_capacity(m: FleetMetrics, previous: float | None) -> float | None:
         return previous
     observed = m.completion_rps / m.pods
     return observed if previous is None else 0.5 * previous + 0.5 * observed
+
+
+def _clamp(policy: Policy, n: int) -> int:
+    return max(policy.min_replicas, min(policy.max_replicas, n))
 
 
 def desired_replicas(
@@ -113,75 +132,95 @@ def desired_replicas(
     abstain, and never hold a scale-down (an unschedulable pod would hold it
     forever).
     """
-    clamp = lambda n: max(policy.min_replicas, min(policy.max_replicas, n))  # noqa: E731
     if metrics is None or metrics.pods == 0:
-        held = clamp(current)
-        return Decision(held, f"no pod reported metrics: holding {held}", {}, history.capacity_rps,
-                        history)
-
-    capacity, source = _capacity(metrics, target, history)
-    demand = max(metrics.arrival_rps, target.requests_per_minute / 60.0)
-    rules: dict[str, int | None] = {}
-    rules["rate"] = math.ceil(demand / (capacity * target.utilization) - 1e-9) if capacity else None
-    queue_per_pod = metrics.queue / metrics.pods
-    p95 = metrics.p95_seconds
+        kept = _clamp(policy, current)
+        return Decision(kept, f"no pod reported metrics: holding {kept}", {},
+                        history.capacity_rps, history, held="MissingPodMetrics")
     # Queue and latency judge the pods that serve now; while a change is still
     # starting pods (some are not ready or have no metrics yet) they abstain, or
     # every period of the start-up delay would add another pod for the same shortfall.
-    # As in the HPA, a metric within the tolerance band of its target is on target.
     settled = pods_without_metrics == 0 and pods_not_ready == 0
+    rules = _rules(current, metrics, target, policy, history, settled=settled)
+    raw = rules.raw
+    # Tolerance band: ignore changes of 10% or less (never blocks a whole pod at small sizes).
+    if current > 0 and abs(raw / current - 1) <= policy.tolerance:
+        raw = current
+    limited, recommendation, cut = _bounded(current, raw, policy)
+    recent, desired = _stabilised(current, recommendation, policy, history, now)
+    held = "ScaleDownStabilized" if recommendation < current and desired > recommendation \
+        else None
+    if desired < current and pods_without_metrics > 0:
+        desired, held = current, "MissingPodMetrics"  # missing metrics never cause a scale-down
+    reason = _reason(current, desired, rules, raw, limited, recommendation, metrics,
+                     held == "MissingPodMetrics")
+    new_history = replace(
+        history,
+        recommendations=recent,
+        capacity_rps=rules.capacity if rules.source == "measured" else history.capacity_rps,
+        last_scale_time=now if desired != current else history.last_scale_time,
+    )
+    return Decision(desired, reason, rules.opinions, rules.capacity, new_history, rules.source,
+                    held=held, limited=cut)
+
+
+def _rules(current: int, metrics: FleetMetrics, target: Target, policy: Policy,
+           history: History, *, settled: bool) -> _Rules:
+    """The rate, queue and latency rules' opinions, and the winner (idle: none)."""
+    capacity, source = _capacity(metrics, target, history)
+    demand = max(metrics.arrival_rps, target.requests_per_minute / 60.0)
+    opinions: dict[str, int | None] = {}
+    opinions["rate"] = (math.ceil(demand / (capacity * target.utilization) - 1e-9)
+                        if capacity else None)
+    queue_per_pod = metrics.queue / metrics.pods
+    p95 = metrics.p95_seconds
+    # As in the HPA, a metric within the tolerance band of its target is on target.
     slack = 1 + policy.tolerance
     queue_violated = settled and queue_per_pod > target.max_queue_per_pod * slack
     latency_violated = settled and p95 is not None and p95 > target.p95_seconds * slack
     if source in ("spec", "measured"):
         # μ known: the rate rule sizes; violations add one pod beyond what it says.
-        nudge = current + 1 if (rules["rate"] or 0) <= current else None
-        rules["queue"] = nudge if queue_violated else None
-        rules["latency"] = nudge if latency_violated else None
+        nudge = current + 1 if (opinions["rate"] or 0) <= current else None
+        opinions["queue"] = nudge if queue_violated else None
+        opinions["latency"] = nudge if latency_violated else None
     else:
         ready = metrics.pods
-        rules["queue"] = (math.ceil(ready * queue_per_pod / target.max_queue_per_pod)
-                          if queue_violated else None)
-        rules["latency"] = (math.ceil(ready * p95 / target.p95_seconds)
-                            if latency_violated and p95 else None)
-
-    opinions = {k: v for k, v in rules.items() if v is not None}
-    if opinions:
-        rule, raw = max(opinions.items(), key=lambda kv: kv[1])
-    else:
-        rule, raw = "idle", policy.min_replicas
+        opinions["queue"] = (math.ceil(ready * queue_per_pod / target.max_queue_per_pod)
+                             if queue_violated else None)
+        opinions["latency"] = (math.ceil(ready * p95 / target.p95_seconds)
+                               if latency_violated and p95 else None)
+    said = {k: v for k, v in opinions.items() if v is not None}
+    rule, raw = max(said.items(), key=lambda kv: kv[1]) if said else ("idle", policy.min_replicas)
     if demand == 0 and metrics.queue == 0 and metrics.inflight == 0:
         rule, raw = "idle", 0
+    return _Rules(opinions, rule, raw, capacity, source)
 
-    # Tolerance band: ignore changes of 10% or less (never blocks a whole pod at small sizes).
-    if current > 0 and abs(raw / current - 1) <= policy.tolerance:
-        raw = current
-    # Bounded scale-up per period.
-    ceiling = max(math.ceil(current * policy.max_scale_up_factor), current + policy.max_scale_up_pods)
+
+def _bounded(current: int, raw: int, policy: Policy) -> tuple[int, int, str | None]:
+    """The step bound, then the min/max clamp: (after the step, after the clamp, what cut)."""
+    ceiling = max(math.ceil(current * policy.max_scale_up_factor),
+                  current + policy.max_scale_up_pods)
     limited = min(raw, ceiling)
-    recommendation = clamp(limited)
+    recommendation = _clamp(policy, limited)
+    if recommendation < limited:
+        return limited, recommendation, "TooManyReplicas"
+    if recommendation > limited:
+        return limited, recommendation, "TooFewReplicas"
+    return limited, recommendation, "ScaleUpLimit" if limited < raw else None
 
-    # Scale-down stabilisation: the highest recommendation of the last window wins.
+
+def _stabilised(current: int, recommendation: int, policy: Policy, history: History,
+                now: float) -> tuple[tuple[tuple[float, int], ...], int]:
+    """Scale-down stabilisation: the highest recommendation of the last window wins.
+
+    Returns the recommendations kept for the next round and the replicas wanted.
+    """
     window_start = now - policy.scale_down_window_seconds
     # No history (a new fleet, or the operator restarted): the current size counts
     # as a recommendation made now, so nothing shrinks before a full window.
     past = history.recommendations or ((now, current),)
-    recent = tuple((t, r) for t, r in past if t > window_start) + ((now, recommendation),)
+    recent = (*((t, r) for t, r in past if t > window_start), (now, recommendation))
     stabilised = max(r for _, r in recent) if recommendation < current else recommendation
-    desired = clamp(stabilised)
-    held_by_missing = desired < current and pods_without_metrics > 0
-    if held_by_missing:
-        desired = current  # missing metrics never cause a scale-down
-
-    reason = _reason(current, desired, rule, raw, limited, recommendation, metrics, capacity,
-                     source, held_by_missing, p95, queue_per_pod)
-    new_history = replace(
-        history,
-        recommendations=recent,
-        capacity_rps=capacity if source == "measured" else history.capacity_rps,
-        last_scale_time=now if desired != current else history.last_scale_time,
-    )
-    return Decision(desired, reason, rules, capacity, new_history, source)
+    return recent, _clamp(policy, stabilised)
 
 
 def _capacity(m: FleetMetrics, target: Target, history: History) -> tuple[float | None, str]:
@@ -196,14 +235,16 @@ def _capacity(m: FleetMetrics, target: Target, history: History) -> tuple[float 
     return None, "unknown"
 
 
-def _reason(current: int, desired: int, rule: str, raw: int, limited: int, recommendation: int,
-            m: FleetMetrics, capacity: float | None, source: str, held_by_missing: bool,
-            p95: float | None, queue_per_pod: float) -> str:
+def _reason(current: int, desired: int, rules: _Rules, raw: int, limited: int,
+            recommendation: int, m: FleetMetrics, held_by_missing: bool) -> str:
+    capacity, source = rules.capacity, rules.source
     facts = (f"arrivals {m.arrival_rps * 60:.0f}/min, "
              f"capacity {capacity * 60:.0f}/min per pod ({source})" if capacity else
              f"arrivals {m.arrival_rps * 60:.0f}/min, capacity unknown")
+    p95 = m.p95_seconds
     facts += f", p95 {p95:.2f}s" if p95 is not None else ", p95 n/a"
-    facts += f", queue {queue_per_pod:.1f}/pod"
+    facts += f", queue {m.queue / m.pods:.1f}/pod"
+    rule = rules.rule
     if desired == current:
         if recommendation < current:
             why = ("pods without metrics" if held_by_missing

@@ -6,8 +6,21 @@ status last changed, and the generation it describes.
 
 - Ready: every desired pod is ready.
 - Progressing: the Deployment is rolling out or scaling (False once complete).
-- Degraded: something needs a person: the spec cannot be realised, the API
-  server rejected a child, or the Deployment reports a failure.
+- Degraded: something needs a person: the spec cannot be realised, a ConfigMap
+  or Secret the pods mount is missing, the API server rejected or forbade a
+  child, or the Deployment reports a failure.
+
+Those three are the reconciler's. The autoscaler owns two more, as the HPA
+reports them (`scaling_conditions`):
+
+- AbleToScale: whether the autoscaler may change the replicas now (False while
+  a scale-down waits out the stabilisation window or for pods' metrics).
+- ScalingLimited: whether the wanted replicas were cut by minReplicas,
+  maxReplicas or the bounded scale-up step.
+
+Each writer applies its own conditions with server-side apply under its own
+field manager (conditions is a list-map keyed by type), so neither erases the
+other's.
 """
 
 from __future__ import annotations
@@ -16,14 +29,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-JSON = dict[str, Any]
+from .objects import JSON
+from .scaling import Decision
+
+CONDITIONS = ("Ready", "Progressing", "Degraded")  # the reconciler's
+SCALING_CONDITIONS = ("AbleToScale", "ScalingLimited")  # the autoscaler's
 
 
 @dataclass(frozen=True)
 class Problem:
     """Why the spec cannot be (fully) realised."""
 
-    reason: str  # CamelCase, e.g. InvalidSpec, ChildRejected
+    reason: str  # CamelCase: InvalidSpec, ReferenceNotFound, ChildRejected, ChildForbidden
     message: str
 
 
@@ -104,6 +121,46 @@ def _progressing(desired: int, deployment: Mapping[str, Any]) -> JSON:
     )
 
 
+_ABLE = {
+    "ScaleDownStabilized": (True, "recent recommendations were higher than the current one: "
+                                  "applying the highest recent recommendation"),
+    "MissingPodMetrics": (False, "ready pods without metrics carry load nobody measured: "
+                                 "no scale-down until every ready pod reports"),
+}
+_LIMITED = {
+    "TooManyReplicas": "the desired replica count is more than maxReplicas",
+    "TooFewReplicas": "the desired replica count is less than minReplicas",
+    "ScaleUpLimit": "the desired replica count is increasing faster than the step bound "
+                    "(x2 or +4 a period)",
+}
+
+
+def scaling_conditions(decision: Decision, *, current: int, failure: str = "") -> list[JSON]:
+    """AbleToScale and ScalingLimited, as the HPA reports them, without times.
+
+    failure: why setting the decided replicas failed (AbleToScale False, FailedUpdateScale).
+    """
+    if failure:
+        able = _condition("AbleToScale", False, "FailedUpdateScale",
+                          f"the replicas could not be set to {decision.replicas}: {failure}")
+    elif decision.held is not None:
+        ok, message = _ABLE[decision.held]
+        able = _condition("AbleToScale", ok, decision.held, message)
+    elif decision.replicas != current:
+        able = _condition("AbleToScale", True, "SucceededRescale",
+                          f"the autoscaler set the replicas to {decision.replicas}")
+    else:
+        able = _condition("AbleToScale", True, "ReadyForNewScale",
+                          "recommended size matches current size")
+    if decision.limited is not None:
+        limited = _condition("ScalingLimited", True, decision.limited,
+                             _LIMITED[decision.limited])
+    else:
+        limited = _condition("ScalingLimited", False, "DesiredWithinRange",
+                             "the desired count is within the acceptable range")
+    return [able, limited]
+
+
 def merge_conditions(
     previous: Sequence[Mapping[str, Any]], current: Sequence[JSON], *, generation: int, now: str
 ) -> list[JSON]:
@@ -147,7 +204,12 @@ def status_for(
     }
 
 
-def changed(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
-    """Whether writing `wanted` (a part of .status) would change anything."""
+def changed(current: Mapping[str, Any] | None, wanted: Mapping[str, Any],
+            types: Sequence[str]) -> bool:
+    """Whether applying `wanted` (one writer's part of .status, owning the condition `types`)
+    would change anything."""
     current = current or {}
-    return any(current.get(k) != v for k, v in wanted.items())
+    ours = [c for c in current.get("conditions") or [] if c.get("type") in types]
+    by_type = {c["type"]: c for c in ours}
+    return any(current.get(k) != v for k, v in wanted.items() if k != "conditions") \
+        or by_type != {c["type"]: c for c in wanted.get("conditions") or []}

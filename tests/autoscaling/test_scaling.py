@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from gendoc_operator.scaling import (
     Decision,
     FleetMetrics,

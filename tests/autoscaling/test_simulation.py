@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 
 import pytest
-
 from gendoc_operator.scaling import FleetMetrics, History, Policy, Target, desired_replicas
 
 DT = 15.0  # seconds per period (the spec's default)

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-
 Cluster = Any  # tests/kubernetes/conftest.py's Cluster (conftest modules are not importable)
 Helm = Any
 
@@ -134,6 +133,11 @@ def can_i(cluster: Cluster, who: str, verb: str, resource: str, namespace: str) 
         ("create", "events", True),
         ("list", "pods", True),
         ("patch", "docgenerators.gendoc.io/scale", True),
+        # blockOwnerDeletion under OwnerReferencesPermissionEnforcement, and nothing more.
+        ("update", "docgenerators.gendoc.io/finalizers", True),
+        ("update", "docgenerators.gendoc.io", False),
+        ("get", "configmaps", True),
+        ("get", "services", False),
         ("get", "pods", False),
         ("watch", "pods", False),
         ("patch", "pods", False),

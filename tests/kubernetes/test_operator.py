@@ -279,3 +279,84 @@ def test_pods_the_server_rejects_make_the_fleet_degraded(cluster: Cluster, names
     assert degraded["reason"] == "ReplicaFailure"
     assert "FailedCreate" in degraded["message"]
     assert conditions(dg)["Ready"]["status"] == "False"
+
+
+def events_of(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return list(json.loads(cluster.kubectl(
+        "get", "events", "-n", namespace, "-o", "json", "--field-selector",
+        f"involvedObject.kind=DocGenerator,involvedObject.name={name}"))["items"])
+
+
+def test_blockownerdeletion_needs_the_finalizers_right(cluster: Cluster, namespace: str) -> None:
+    """The API server enforces OwnerReferencesPermissionEnforcement here: a user who may
+    create Deployments but not update the owner's finalizers cannot set blockOwnerDeletion.
+    The operator (the chart's rules) does set it: test_children_are_created_with_owner_references."""
+    dg = create(cluster, namespace, "owner", {"replicas": 1})
+    cluster.kubectl("create", "serviceaccount", "deployer", "-n", namespace)
+    cluster.kubectl("create", "role", "deployer", "-n", namespace, "--verb=create",
+                    "--resource=deployments.apps")
+    cluster.kubectl("create", "rolebinding", "deployer", "-n", namespace, "--role=deployer",
+                    f"--serviceaccount={namespace}:deployer")
+    orphan = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
+        "name": "claimed", "namespace": namespace, "ownerReferences": [{
+            "apiVersion": crd.API_VERSION, "kind": crd.KIND, "name": "owner",
+            "uid": dg["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "x:1"}]}}}}
+    code, out = cluster.try_kubectl("create", "-f", "-", "--as",
+                                    f"system:serviceaccount:{namespace}:deployer",
+                                    input=json.dumps(orphan))
+    assert code != 0 and "cannot set blockOwnerDeletion" in out, out
+
+
+def test_a_missing_configmap_is_a_condition_and_an_event(
+        cluster: Cluster, namespace: str, operator: GendocProcess) -> None:
+    create(cluster, namespace, "nocm", {"templates": {"configMaps": [{"name": "tpl"}]}})
+    dg = wait_status(cluster, "nocm", namespace, lambda dg: conditions(dg).get(
+        "Degraded", {}).get("status") == "True", "Degraded True")
+    degraded = conditions(dg)["Degraded"]
+    assert degraded["reason"] == "ReferenceNotFound"
+    assert "ConfigMap tpl (templates.configMaps[0].name) does not exist" in degraded["message"]
+    assert conditions(dg)["Ready"]["reason"] == "ReferenceNotFound"
+    assert cluster.get("deployment", "nocm", namespace) is None  # no pods that cannot start
+    def warnings() -> list[dict[str, Any]]:
+        return [e for e in events_of(cluster, namespace, "nocm")
+                if e["reason"] == "ReferenceNotFound"]
+
+    cluster.wait_for(warnings, "a ReferenceNotFound event")
+    # Retried (kopf every 10 s, the resync every 5 s) without a second event: said once.
+    cluster.wait_for(lambda: operator.logs().count(f"ConfigMap tpl (templates.configMaps[0]"
+                                                   f".name) does not exist in namespace "
+                                                   f"{namespace}") >= 2, "a retry")
+    assert [(e["type"], e.get("count", 1)) for e in warnings()] == [("Warning", 1)]
+
+    cluster.kubectl("create", "configmap", "tpl", "-n", namespace, "--from-literal=a=b")
+    wait_child(cluster, "deployment", "nocm", namespace)
+    wait_status(cluster, "nocm", namespace, lambda dg: conditions(dg).get(
+        "Degraded", {}).get("status") == "False", "Degraded False once the ConfigMap exists")
+
+
+def test_a_forbidden_child_is_a_condition_and_an_event(cluster: Cluster, namespace: str) -> None:
+    """A quota of zero Deployments: the API server answers the apply 403 Forbidden (as it
+    does for a missing RBAC rule or OwnerReferencesPermissionEnforcement)."""
+    cluster.kubectl("create", "quota", "no-deployments", "-n", namespace,
+                    "--hard=count/deployments.apps=0")
+    cluster.wait_for(lambda: (cluster.get("quota", "no-deployments", namespace) or {}).get(
+        "status", {}).get("hard"), "the quota in force")
+    create(cluster, namespace, "capped", {})
+    dg = wait_status(cluster, "capped", namespace, lambda dg: conditions(dg).get(
+        "Degraded", {}).get("status") == "True", "Degraded True")
+    degraded = conditions(dg)["Degraded"]
+    assert degraded["reason"] == "ChildForbidden"
+    assert "The API server forbade the Deployment" in degraded["message"]
+    assert "exceeded quota" in degraded["message"]
+    assert conditions(dg)["Progressing"]["status"] == "False"
+    cluster.wait_for(lambda: [e for e in events_of(cluster, namespace, "capped")
+                              if (e["type"], e["reason"]) == ("Warning", "ChildForbidden")],
+                     "a ChildForbidden warning event")
+
+    cluster.kubectl("delete", "quota", "no-deployments", "-n", namespace)
+    wait_child(cluster, "deployment", "capped", namespace)
+    wait_status(cluster, "capped", namespace, lambda dg: conditions(dg).get(
+        "Degraded", {}).get("status") == "False", "Degraded False once the quota is gone")

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import yaml
-
 from conftest import REPO
 
 Cluster = Any

@@ -9,6 +9,7 @@ import httpx
 from gendoc_operator import crd
 from gendoc_operator.autoscaler import Autoscaler, policy_for, status_patch, target_for
 from gendoc_operator.collector import Collection
+from gendoc_operator.reconcile import fleet
 from gendoc_operator.scaling import Decision, FleetMetrics
 from gendoc_operator.settings import OperatorSettings
 
@@ -31,7 +32,10 @@ def test_status_says_what_the_decision_saw() -> None:
                          p95_seconds=0.4321, queue=3, inflight=6)
     decision = Decision(3, "scale up 2->3 by the rate rule: ...", capacity_rps=2.0,
                         capacity_source="measured")
-    patch = status_patch(Collection(fleet, 2, 1, 4), decision, scaled=True,
+    before = {"metadata": {"generation": 4}, "status": {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "PodsNotReady", "message": "",
+         "lastTransitionTime": "T0"}]}}
+    patch = status_patch(before, Collection(fleet, 2, 1, 4), decision, current=2,
                          now="2026-11-24T10:00:00Z")
     assert patch["scaleReason"].startswith("scale up 2->3")
     assert patch["lastScaleTime"] == "2026-11-24T10:00:00Z"
@@ -41,14 +45,27 @@ def test_status_says_what_the_decision_saw() -> None:
         "queueDepth": 3, "inflight": 6, "capacityPerPodPerMinute": 120.0,
         "capacitySource": "measured", "podsMeasured": 2, "podsWithoutMetrics": 1,
         "podsNotReady": 4}
-    # No metrics: the measured fields are removed (null in a merge patch), and no
-    # lastScaleTime is written when nothing changed.
-    held = status_patch(Collection(None, 0, 2, 0), Decision(2, "no pod reported metrics"),
-                        scaled=False, now="t")
-    assert "lastScaleTime" not in held
-    assert held["metrics"]["requestsPerMinute"] is None
-    assert held["metrics"]["capacitySource"] is None
+    # Only the autoscaler's own conditions: the reconciler's are applied by the reconciler.
+    assert [(c["type"], c["status"], c["reason"], c["observedGeneration"])
+            for c in patch["conditions"]] == [
+        ("AbleToScale", "True", "SucceededRescale", 4),
+        ("ScalingLimited", "False", "DesiredWithinRange", 4)]
+    # No metrics: the measured fields are left out (the apply removes them), and the
+    # last scale time is carried over when nothing changed.
+    held = status_patch({"metadata": {}, "status": {"lastScaleTime": "T9"}},
+                        Collection(None, 0, 2, 0), Decision(2, "no pod reported metrics"),
+                        current=2, now="t")
+    assert held["lastScaleTime"] == "T9"
+    assert "requestsPerMinute" not in held["metrics"]
+    assert "capacitySource" not in held["metrics"]
     assert held["metrics"]["podsWithoutMetrics"] == 2
+    assert "lastScaleTime" not in status_patch(
+        {"metadata": {}}, Collection(None, 0, 2, 0), Decision(2, "held"), current=2, now="t")
+    # A scale that failed is no scale: AbleToScale says why.
+    failed = status_patch(before, Collection(fleet, 2, 1, 4), decision, current=2, now="t",
+                          failure="403 Forbidden: no")
+    assert "lastScaleTime" not in failed
+    assert failed["conditions"][0]["reason"] == "FailedUpdateScale"
 
 
 class RecordingKube:
@@ -61,7 +78,9 @@ class RecordingKube:
         self.calls.append(("list_pods", (namespace, selector)))
         return []
 
-    def patch_docgenerator_status(self, namespace: str, name: str, status: Any) -> dict[str, Any]:
+    def apply_docgenerator_status(self, namespace: str, name: str, status: Any, *,
+                                  manager: str) -> dict[str, Any]:
+        assert manager == "gendoc-autoscaler"
         self.calls.append(("status", (name, status)))
         return {}
 
@@ -75,7 +94,9 @@ class RecordingKube:
 
 
 def dg(name: str, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}"}, "spec": spec}
+    """As the index holds it (reconcile.fleet): the spec defaulted."""
+    return fleet({"metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}"},
+                  "spec": spec})
 
 
 def test_each_enabled_fleet_is_handled_once_per_period() -> None:
@@ -124,5 +145,6 @@ def test_switching_autoscaling_off_says_so_once() -> None:
     asyncio.run(run())
     statuses = [args[1] for call, args in kube.calls if call == "status"]
     assert len(statuses) == 2
+    # Only the reason: the apply removes the autoscaler's metrics and conditions.
     assert statuses[1] == {"scaleReason": "autoscaling disabled: spec.replicas (kubectl scale) "
-                                          "decides", "metrics": None}
+                                          "decides"}

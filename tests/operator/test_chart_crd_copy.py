@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from gendoc_operator import crd
-
 from conftest import REPO
+from gendoc_operator import crd
 
 
 def test_chart_crd_is_the_operator_crd() -> None:

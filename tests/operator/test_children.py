@@ -133,17 +133,6 @@ def test_spec_hash_follows_the_pod_not_the_scale() -> None:
     assert d["spec"]["template"]["metadata"]["annotations"][children.SPEC_HASH_ANNOTATION] == base
 
 
-def test_problems_of_a_spec_that_passes_the_schema() -> None:
-    assert children.problems(dg()["spec"], defaults=DEFAULTS) == []
-    assert children.problems(dg()["spec"], defaults=Images()) == [
-        "images.service is empty and the operator has no default service image",
-        "images.converter is empty and the operator has no default converter image"]
-    greedy = dg({"resources": {"converter": {"requests": {"memory": "3Gi", "cpu": "2"},
-                                             "limits": {"memory": "3072Mi", "cpu": "1500m"}}}})
-    assert children.problems(greedy["spec"], defaults=DEFAULTS) == [
-        "resources.converter: requests.cpu 2 exceeds limits.cpu 1500m"]
-
-
 def test_network_policy_denies_all_egress_and_admits_only_the_service_port() -> None:
     policy = children.network_policy_for(dg())["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]

@@ -19,7 +19,7 @@ from gendoc_operator.collector import (
     metrics_url,
     scrape,
 )
-from gendoc_operator.metrics import Scrape
+from gendoc_operator.exposition import Scrape
 
 from gendoc.procs import free_port
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from gendoc_operator.status import Problem, changed, conditions_for, merge_conditions, status_for
+import pytest
+from gendoc_operator.scaling import Decision
+from gendoc_operator.status import (
+    CONDITIONS,
+    Problem,
+    changed,
+    conditions_for,
+    merge_conditions,
+    scaling_conditions,
+    status_for,
+)
 
 
 def deployment(generation: int = 1, **status: Any) -> dict[str, Any]:
@@ -94,9 +104,36 @@ def test_status_for_and_changed() -> None:
         "observedGeneration": 3, "replicas": 2, "readyReplicas": 1, "desiredReplicas": 2,
         "selector": "a=b", "specHash": "h"}
     assert "metrics" not in wanted  # the autoscaler's part is left alone
-    assert changed(dg["status"], wanted)
+    assert changed(dg["status"], wanted, CONDITIONS)
     again = status_for({**dg, "status": {**dg["status"], **wanted}}, desired=2, selector="a=b",
                        spec_hash="h", deployment=deployment(replicas=2, readyReplicas=1,
                                                             updatedReplicas=2),
                        problem=None, now="LATER")
-    assert not changed({**dg["status"], **wanted}, again)
+    assert not changed({**dg["status"], **wanted}, again, CONDITIONS)
+    # The autoscaler's conditions beside ours, in any order, change nothing of ours.
+    theirs = {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale",
+              "message": "", "lastTransitionTime": "T"}
+    mixed = {**dg["status"], **wanted, "conditions": [theirs, *reversed(wanted["conditions"])]}
+    assert not changed(mixed, again, CONDITIONS)
+
+
+@pytest.mark.parametrize(("decision", "current", "failure", "able", "limited"), [
+    (Decision(3, "r"), 3, "", ("True", "ReadyForNewScale"), ("False", "DesiredWithinRange")),
+    (Decision(5, "r"), 3, "", ("True", "SucceededRescale"), ("False", "DesiredWithinRange")),
+    (Decision(6, "r", limited="ScaleUpLimit"), 3, "", ("True", "SucceededRescale"),
+     ("True", "ScaleUpLimit")),
+    (Decision(10, "r", limited="TooManyReplicas"), 10, "", ("True", "ReadyForNewScale"),
+     ("True", "TooManyReplicas")),
+    (Decision(4, "r", held="ScaleDownStabilized"), 4, "", ("True", "ScaleDownStabilized"),
+     ("False", "DesiredWithinRange")),
+    (Decision(4, "r", held="MissingPodMetrics"), 4, "", ("False", "MissingPodMetrics"),
+     ("False", "DesiredWithinRange")),
+    (Decision(5, "r"), 3, "403 Forbidden: no", ("False", "FailedUpdateScale"),
+     ("False", "DesiredWithinRange")),
+])
+def test_scaling_conditions_as_the_hpa_reports_them(
+        decision: Decision, current: int, failure: str, able: tuple[str, str],
+        limited: tuple[str, str]) -> None:
+    got = {c["type"]: (c["status"], c["reason"])
+           for c in scaling_conditions(decision, current=current, failure=failure)}
+    assert got == {"AbleToScale": able, "ScalingLimited": limited}

@@ -6,10 +6,9 @@ import json
 
 import httpx
 import pytest
-from docx_helpers import make_docx
-
 from conftest import ServerProcess
-from gendoc_operator.metrics import PodRates, Scrape, fleet, parse, quantile, rates
+from docx_helpers import make_docx
+from gendoc_operator.exposition import PodRates, Scrape, fleet, parse, quantile, rates
 
 
 def test_quantile_interpolates_like_prometheus() -> None:

@@ -1,6 +1,7 @@
-"""From two scrapes of a pod's /metrics to rates, and from pods to the fleet.
+"""Reading the service's Prometheus text exposition: a scrape, rates, the fleet.
 
-Pure functions over Prometheus text; the operator does the HTTP. Counters are
+Pure functions over the text a pod's /metrics answers; collector.py does the
+HTTP. Counters are
 turned into rates by their delta over the period (a counter that went down means
 the pod restarted: its new value is the delta). p95 comes from histogram bucket
 deltas, interpolated within the bucket as Prometheus' histogram_quantile does.
@@ -16,14 +17,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from .scaling import FleetMetrics
 
 RENDER_ROUTES = frozenset({"/v1/render", "/v1/render/batch"})
+# The service's metric names the scaler reads (service/gendoc_service/metrics.py).
+REQUESTS = "gendoc_requests_total"
+DURATION = "gendoc_request_duration_seconds"
+QUEUE = "gendoc_queue_depth"
+IN_FLIGHT = "gendoc_inflight"
+SLOTS = "gendoc_concurrency"
 
 
 @dataclass(frozen=True)
 class Scrape:
     """The parts of one pod's /metrics the scaler uses."""
 
-    requests: dict[str, float] = field(default_factory=dict)  # status code -> count (render routes)
-    buckets: dict[float, float] = field(default_factory=dict)  # le -> cumulative count (render routes)
+    # Of the render routes: status code -> count, and le -> cumulative count.
+    requests: dict[str, float] = field(default_factory=dict)
+    buckets: dict[float, float] = field(default_factory=dict)
     duration_sum: float = 0.0
     duration_count: float = 0.0
     queue: float = 0.0
@@ -32,29 +40,29 @@ class Scrape:
 
 
 def parse(text: str) -> Scrape:
+    """The scaler's part of one /metrics answer (raises ValueError if it is not Prometheus text)."""
     requests: dict[str, float] = {}
     buckets: dict[float, float] = {}
-    total_sum = total_count = queue = inflight = slots = 0.0
+    gauges = {QUEUE: 0.0, IN_FLIGHT: 0.0, SLOTS: 0.0}
+    total_sum = total_count = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            labels = sample.labels
-            name = sample.name
-            if name == "gendoc_requests_total" and labels.get("route") in RENDER_ROUTES:
+            name, labels = sample.name, sample.labels
+            if name in gauges:
+                gauges[name] = sample.value
+            elif labels.get("route") not in RENDER_ROUTES:
+                continue
+            elif name == REQUESTS:
                 requests[labels["code"]] = requests.get(labels["code"], 0.0) + sample.value
-            elif name == "gendoc_request_duration_seconds_bucket" and labels.get("route") in RENDER_ROUTES:
+            elif name == f"{DURATION}_bucket":
                 le = math.inf if labels["le"] in ("+Inf", "inf") else float(labels["le"])
                 buckets[le] = buckets.get(le, 0.0) + sample.value
-            elif name == "gendoc_request_duration_seconds_sum" and labels.get("route") in RENDER_ROUTES:
+            elif name == f"{DURATION}_sum":
                 total_sum += sample.value
-            elif name == "gendoc_request_duration_seconds_count" and labels.get("route") in RENDER_ROUTES:
+            elif name == f"{DURATION}_count":
                 total_count += sample.value
-            elif name == "gendoc_queue_depth":
-                queue = sample.value
-            elif name == "gendoc_inflight":
-                inflight = sample.value
-            elif name == "gendoc_concurrency":
-                slots = sample.value
-    return Scrape(requests, buckets, total_sum, total_count, queue, inflight, slots)
+    return Scrape(requests, buckets, total_sum, total_count, gauges[QUEUE], gauges[IN_FLIGHT],
+                  gauges[SLOTS])
 
 
 def _delta(new: float, old: float) -> float:
@@ -82,7 +90,8 @@ def rates(old: Scrape, new: Scrape, seconds: float) -> PodRates:
         arrivals=sum(delta.values()) / seconds,
         completions=sum(v for c, v in delta.items() if c.startswith("2")) / seconds,
         rejections=sum(v for c, v in delta.items() if c in ("429", "503")) / seconds,
-        bucket_deltas={le: (v if reset else v - old.buckets.get(le, 0.0)) for le, v in new.buckets.items()},
+        bucket_deltas={le: (v if reset else v - old.buckets.get(le, 0.0))
+                       for le, v in new.buckets.items()},
         duration_sum=new.duration_sum if reset else new.duration_sum - old.duration_sum,
         duration_count=new.duration_count if reset else new.duration_count - old.duration_count,
         queue=new.queue,

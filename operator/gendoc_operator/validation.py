@@ -1,0 +1,60 @@
+"""What a schema-valid spec still cannot become: pure checks, as dask-kubernetes'
+operator/validation.py keeps them apart from building the children.
+
+The CRD's OpenAPI schema and CEL rules refuse what one field can tell on its own;
+what needs two fields (a request above its limit), the operator's settings (a
+default image) or other objects (a ConfigMap the pods would mount) is named here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+from .children import Images, images_for
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An object in the DocGenerator's namespace its pods cannot start without."""
+
+    kind: str  # ConfigMap
+    name: str
+    field: str  # where the spec names it, for the message
+
+
+def problems(spec: Mapping[str, Any], *, defaults: Images) -> list[str]:
+    """Reasons this (schema-valid, defaulted) spec cannot become pods; empty when it can."""
+    found: list[str] = []
+    images = images_for(spec, defaults)
+    if not images.service:
+        found.append("images.service is empty and the operator has no default service image")
+    if not images.converter and not spec["converter"].get("gotenberg"):
+        found.append("images.converter is empty and the operator has no default converter image")
+    for container, rr in (spec.get("resources") or {}).items():
+        requests, limits = rr.get("requests") or {}, rr.get("limits") or {}
+        for resource, limit in limits.items():
+            if resource in requests and _quantity(requests[resource]) > _quantity(limit):
+                found.append(f"resources.{container}: requests.{resource} {requests[resource]} "
+                             f"exceeds limits.{resource} {limit}")
+    return found
+
+
+def references(spec: Mapping[str, Any]) -> list[Reference]:
+    """The ConfigMaps the pods mount (not optional): a missing one keeps every pod in
+    ContainerCreating, which the Deployment never reports as a failure.
+
+    The API-keys Secret is mounted the same way but not checked: reading a Secret
+    means being able to read its keys, and the operator holds no right on Secrets
+    (docs/operator.md, "Permissions").
+    """
+    return [Reference("ConfigMap", cm["name"], f"templates.configMaps[{i}].name")
+            for i, cm in enumerate((spec.get("templates") or {}).get("configMaps") or [])]
+
+
+def _quantity(value: object) -> Decimal:
+    return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]  # untyped library

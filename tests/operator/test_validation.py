@@ -1,0 +1,40 @@
+"""What a schema-valid spec still cannot become, and what its pods need to exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gendoc_operator import crd
+from gendoc_operator.children import Images
+from gendoc_operator.validation import Reference, problems, references
+
+DEFAULTS = Images(service="gendoc-service:9", converter="gendoc-converter:9")
+
+
+def spec(**fields: Any) -> dict[str, Any]:
+    return crd.with_defaults(fields)
+
+
+def test_problems_of_a_spec_that_passes_the_schema() -> None:
+    assert problems(spec(), defaults=DEFAULTS) == []
+    assert problems(spec(), defaults=Images()) == [
+        "images.service is empty and the operator has no default service image",
+        "images.converter is empty and the operator has no default converter image"]
+    greedy = spec(resources={"converter": {"requests": {"memory": "3Gi", "cpu": "2"},
+                                           "limits": {"memory": "3072Mi", "cpu": "1500m"}}})
+    assert problems(greedy, defaults=DEFAULTS) == [
+        "resources.converter: requests.cpu 2 exceeds limits.cpu 1500m"]
+
+
+def test_a_gotenberg_converter_needs_no_converter_image() -> None:
+    gotenberg = spec(converter={"gotenberg": {"image": "gotenberg/gotenberg:8"}})
+    assert problems(gotenberg, defaults=Images(service="s:1")) == []
+
+
+def test_references_are_the_mounted_configmaps_not_the_secret() -> None:
+    assert references(spec()) == []
+    full = spec(templates={"configMaps": [{"name": "a"}, {"name": "b"}]},
+                service={"apiKeysSecret": "keys"})  # the operator may not read Secrets
+    assert references(full) == [
+        Reference("ConfigMap", "a", "templates.configMaps[0].name"),
+        Reference("ConfigMap", "b", "templates.configMaps[1].name")]
