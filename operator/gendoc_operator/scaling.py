@@ -8,8 +8,8 @@ rules that understand this workload:
 * rate rule: the fleet must absorb the observed arrival rate λ (and at least the
   spec's requestsPerMinute). With per-pod capacity μ, it needs λ / (μ·u) pods,
   u being the target utilisation. μ comes from the spec, else is measured: when
-  pods are saturated (a queue, rejections, or every slot busy) their completion
-  rate *is* their capacity. Before either, Little's law gives an optimistic
+  pods are saturated (refusals, or as many waiting as there are slots) their
+  completion rate *is* their capacity. Before either, Little's law gives an optimistic
   bound: a pod with c slots and service time W completes at most c/W per second
   (in-flight = arrival rate x latency), so it never scales up too far; the
   queue and latency rules then push, and the first saturation teaches μ.
@@ -95,7 +95,16 @@ class _Rules:
 
 
 def _saturated(m: FleetMetrics) -> bool:
-    return m.queue > 0.5 or m.rejection_rps > 0 or m.inflight >= 0.9 * m.slots_per_pod * m.pods
+    """Whether the pods served all they could: only then are completions their capacity.
+
+    Refusals, or at least as many requests waiting as there are slots. A short
+    queue is not enough: requests arrive in bursts, so a pod at 60 % of its
+    capacity already has one now and then, and its completion rate is then its
+    arrival rate, not what it could do (the simulation learned half the real
+    capacity that way and ran twice the pods needed).
+    """
+    slots = m.slots_per_pod * m.pods
+    return m.rejection_rps > 0 or m.queue >= slots
 
 
 def learn_capacity(m: FleetMetrics, previous: float | None) -> float | None:

@@ -28,7 +28,8 @@ def test_counter_reset_counts_the_new_value() -> None:
 
 def test_fleet_sums_pods_and_merges_histograms() -> None:
     def pod(arr: float, q: float) -> PodRates:
-        return PodRates(arr, arr, 0.0, {0.5: 10.0, 1.0: 20.0, float("inf"): 20.0}, 10.0, 20.0, q, 1.0, 8.0)
+        buckets = {0.5: 10.0, 1.0: 20.0, float("inf"): 20.0}
+        return PodRates(arr, arr, 0.0, buckets, 10.0, 20.0, q, 1.0, 8.0)
 
     f = fleet([pod(2.0, 1.0), pod(3.0, 4.0)])
     assert f.pods == 2 and f.arrival_rps == 5.0 and f.queue == 5.0
@@ -40,8 +41,8 @@ def test_rates_from_a_real_service(service: ServerProcess) -> None:
     before = parse(httpx.get(f"{url}/metrics").text)
     files = {"template": ("t.docx", make_docx("{{ x }}"))}
     for _ in range(6):
-        assert httpx.post(f"{url}/v1/render", files=files, data={"data": json.dumps({"x": 1}),
-                                                                 "format": "docx"}).status_code == 200
+        data = {"data": json.dumps({"x": 1}), "format": "docx"}
+        assert httpx.post(f"{url}/v1/render", files=files, data=data).status_code == 200
     httpx.post(f"{url}/v1/render", files=files, data={"data": "{bad", "format": "docx"})
     after = parse(httpx.get(f"{url}/metrics").text)
     r = rates(before, after, 2.0)

@@ -18,12 +18,18 @@ POLICY = Policy(min_replicas=1, max_replicas=10, scale_down_window_seconds=300)
 
 
 def m(pods: int = 2, rpm: float = 0.0, **kw: float) -> FleetMetrics:
-    return FleetMetrics(pods=pods, arrival_rps=rpm / 60, completion_rps=kw.pop("done_rpm", rpm) / 60, **kw)
+    done = kw.pop("done_rpm", rpm)
+    return FleetMetrics(pods=pods, arrival_rps=rpm / 60, completion_rps=done / 60, **kw)
 
 
-def decide(current: int, metrics: FleetMetrics | None, target: Target = TARGET, policy: Policy = POLICY,
-           history: History = History(), now: float = 1000.0, missing: int = 0) -> Decision:
-    return desired_replicas(current, metrics, target, policy, history, now, pods_without_metrics=missing)
+NO_HISTORY = History()
+
+
+def decide(current: int, metrics: FleetMetrics | None, target: Target = TARGET,
+           policy: Policy = POLICY, history: History = NO_HISTORY, now: float = 1000.0,
+           missing: int = 0) -> Decision:
+    return desired_replicas(current, metrics, target, policy, history, now,
+                            pods_without_metrics=missing)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +53,8 @@ def test_decisions(name: str, current: int, metrics: FleetMetrics | None, expect
 
 
 def test_spec_floor_raises_the_fleet() -> None:
-    target = Target(p95_seconds=1, max_queue_per_pod=10, capacity_per_pod_rpm=300, requests_per_minute=1200)
+    target = Target(p95_seconds=1, max_queue_per_pod=10, capacity_per_pod_rpm=300,
+                    requests_per_minute=1200)
     assert decide(2, m(2, 60, p95_seconds=0.1), target=target).replicas == 5
 
 

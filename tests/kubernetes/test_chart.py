@@ -61,13 +61,15 @@ def test_schema_and_contradictions_are_refused(run_helm: Helm, chart: Path) -> N
 
 def test_the_helm_test_pod_renders_and_is_accepted(cluster: Cluster, run_helm: Helm,
                                                    chart: Path) -> None:
-    out = render(run_helm, chart, "--set", "example.enabled=true", "--show-only", "templates/tests/test-health.yaml")
+    out = render(run_helm, chart, "--set", "example.enabled=true", "--show-only",
+                 "templates/tests/test-health.yaml")
     pod = yaml.safe_load(out)
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert "/healthz" in pod["spec"]["containers"][0]["args"][0]
     assert "/readyz" in pod["spec"]["containers"][0]["args"][0]
     cluster.new_namespace("chart-render")
-    code, msg = cluster.try_kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-", input=out)
+    code, msg = cluster.try_kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-",
+                                    input=out)
     assert code == 0, msg
 
 
@@ -79,7 +81,8 @@ def test_install_upgrade_uninstall(cluster: Cluster, run_helm: Helm, chart: Path
                      "--set", "images.registry=test.invalid/gendoc", "--wait=false")
     assert "Next steps" in installed.stdout  # NOTES.txt
     name = f"{release}-gendoc"
-    dep = json.loads(cluster.kubectl("get", "deploy", f"{name}-operator", "-n", namespace, "-o", "json"))
+    dep = json.loads(cluster.kubectl("get", "deploy", f"{name}-operator", "-n",
+                                     namespace, "-o", "json"))
     pod = dep["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == name
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -88,7 +91,8 @@ def test_install_upgrade_uninstall(cluster: Cluster, run_helm: Helm, chart: Path
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     envs = {e["name"]: e.get("value") for e in c["env"]}
     assert envs["GENDOC_OPERATOR_NAMESPACES"] == namespace
-    assert envs["GENDOC_OPERATOR_DEFAULT_SERVICE_IMAGE"] == "test.invalid/gendoc/gendoc-service:0.1.0"
+    assert envs["GENDOC_OPERATOR_DEFAULT_SERVICE_IMAGE"] == (
+        "test.invalid/gendoc/gendoc-service:0.1.0")
     assert cluster.get("role", f"{name}-operator", namespace) is not None
     assert cluster.get("clusterrole", f"{name}-operator", "") is None  # namespaced mode
     sa = json.loads(cluster.kubectl("get", "sa", name, "-n", namespace, "-o", "json"))
@@ -97,15 +101,19 @@ def test_install_upgrade_uninstall(cluster: Cluster, run_helm: Helm, chart: Path
     # what the operator makes of a DocGenerator; this tier file runs before it starts).
     example = json.loads(cluster.kubectl("get", "dg", "invoices", "-n", namespace, "-o", "json"))
     assert example["spec"]["service"]["apiKeysSecret"] == "invoices-api-keys"
-    key = json.loads(cluster.kubectl("get", "secret", "invoices-api-keys", "-n", namespace, "-o", "json"))
+    key = json.loads(cluster.kubectl("get", "secret", "invoices-api-keys", "-n",
+                                     namespace, "-o", "json"))
 
     run_helm("upgrade", release, str(chart), "--namespace", namespace, "--reuse-values",
          "--set", "operator.logLevel=debug", "--set", "example.maxReplicas=6", "--wait=false")
-    dep = json.loads(cluster.kubectl("get", "deploy", f"{name}-operator", "-n", namespace, "-o", "json"))
-    envs = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    dep = json.loads(cluster.kubectl("get", "deploy", f"{name}-operator", "-n",
+                                     namespace, "-o", "json"))
+    (container, *_) = dep["spec"]["template"]["spec"]["containers"]
+    envs = {e["name"]: e.get("value") for e in container["env"]}
     assert envs["GENDOC_OPERATOR_LOG_LEVEL"] == "debug"
     assert cluster.get("dg", "invoices", namespace)["spec"]["maxReplicas"] == 6
-    again = json.loads(cluster.kubectl("get", "secret", "invoices-api-keys", "-n", namespace, "-o", "json"))
+    again = json.loads(cluster.kubectl("get", "secret", "invoices-api-keys", "-n",
+                                       namespace, "-o", "json"))
     assert again["data"] == key["data"]  # the generated key survives upgrades
 
     run_helm("uninstall", release, "--namespace", namespace, "--wait")
@@ -119,7 +127,7 @@ def test_install_upgrade_uninstall(cluster: Cluster, run_helm: Helm, chart: Path
 
 
 def can_i(cluster: Cluster, who: str, verb: str, resource: str, namespace: str) -> bool:
-    code, out = cluster.try_kubectl("auth", "can-i", verb, resource, "-n", namespace, "--as", who)
+    _, out = cluster.try_kubectl("auth", "can-i", verb, resource, "-n", namespace, "--as", who)
     return out.strip().splitlines()[0] == "yes"
 
 

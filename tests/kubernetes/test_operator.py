@@ -50,6 +50,13 @@ def wait_status(cluster: Cluster, name: str, namespace: str, check: Any,
                       == dg["metadata"]["generation"] and check(dg), what)
 
 
+def wait_degraded(cluster: Cluster, name: str, namespace: str, status: str,
+                  what: str = "") -> dict[str, Any]:
+    """The DocGenerator once its status is current and its Degraded condition is `status`."""
+    return wait_status(cluster, name, namespace, lambda dg: conditions(dg).get(
+        "Degraded", {}).get("status") == status, what or f"Degraded {status}")
+
+
 def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
     (found,) = (c for c in deployment["spec"]["template"]["spec"]["containers"]
                 if c["name"] == name)
@@ -251,17 +258,15 @@ def test_a_spec_that_cannot_be_realised_is_degraded(cluster: Cluster, namespace:
     # Fixing the spec recovers.
     cluster.kubectl("patch", "-n", namespace, "dg/greedy", "--type=merge", "-p", json.dumps(
         {"spec": {"resources": {"service": {"limits": {"memory": "4Gi"}}}}}))
-    dg = wait_status(cluster, "greedy", namespace,
-                     lambda dg: conditions(dg).get("Degraded", {}).get("status") == "False",
-                     "Degraded False after the fix")
+    dg = wait_degraded(cluster, "greedy", namespace, "False",
+                       "Degraded False after the fix")
     wait_child(cluster, "deployment", "greedy", namespace)
 
 
 def test_a_child_the_server_rejects_is_degraded(cluster: Cluster, namespace: str) -> None:
     """The schema's quantity pattern allows a sign; the Deployment's validation does not."""
     create(cluster, namespace, "rejected", {"resources": {"service": {"requests": {"cpu": "-1"}}}})
-    dg = wait_status(cluster, "rejected", namespace, lambda dg: conditions(dg).get(
-        "Degraded", {}).get("status") == "True", "Degraded True")
+    dg = wait_degraded(cluster, "rejected", namespace, "True")
     degraded = conditions(dg)["Degraded"]
     assert degraded["reason"] == "ChildRejected"
     assert "The API server rejected the Deployment" in degraded["message"]
@@ -273,8 +278,7 @@ def test_pods_the_server_rejects_make_the_fleet_degraded(cluster: Cluster, names
     """The Deployment is accepted but its ReplicaSet cannot create pods (the image name
     has a leading space): the Deployment's ReplicaFailure surfaces as Degraded."""
     create(cluster, namespace, "nopods", {"images": {"service": " gendoc:1"}})
-    dg = wait_status(cluster, "nopods", namespace, lambda dg: conditions(dg).get(
-        "Degraded", {}).get("status") == "True", "Degraded True")
+    dg = wait_degraded(cluster, "nopods", namespace, "True")
     degraded = conditions(dg)["Degraded"]
     assert degraded["reason"] == "ReplicaFailure"
     assert "FailedCreate" in degraded["message"]
@@ -290,7 +294,8 @@ def events_of(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any
 def test_blockownerdeletion_needs_the_finalizers_right(cluster: Cluster, namespace: str) -> None:
     """The API server enforces OwnerReferencesPermissionEnforcement here: a user who may
     create Deployments but not update the owner's finalizers cannot set blockOwnerDeletion.
-    The operator (the chart's rules) does set it: test_children_are_created_with_owner_references."""
+    The operator (the chart's rules) does set it (test_children_are_created_with_owner_
+    references)."""
     dg = create(cluster, namespace, "owner", {"replicas": 1})
     cluster.kubectl("create", "serviceaccount", "deployer", "-n", namespace)
     cluster.kubectl("create", "role", "deployer", "-n", namespace, "--verb=create",
@@ -313,13 +318,13 @@ def test_blockownerdeletion_needs_the_finalizers_right(cluster: Cluster, namespa
 def test_a_missing_configmap_is_a_condition_and_an_event(
         cluster: Cluster, namespace: str, operator: GendocProcess) -> None:
     create(cluster, namespace, "nocm", {"templates": {"configMaps": [{"name": "tpl"}]}})
-    dg = wait_status(cluster, "nocm", namespace, lambda dg: conditions(dg).get(
-        "Degraded", {}).get("status") == "True", "Degraded True")
+    dg = wait_degraded(cluster, "nocm", namespace, "True")
     degraded = conditions(dg)["Degraded"]
     assert degraded["reason"] == "ReferenceNotFound"
     assert "ConfigMap tpl (templates.configMaps[0].name) does not exist" in degraded["message"]
     assert conditions(dg)["Ready"]["reason"] == "ReferenceNotFound"
     assert cluster.get("deployment", "nocm", namespace) is None  # no pods that cannot start
+
     def warnings() -> list[dict[str, Any]]:
         return [e for e in events_of(cluster, namespace, "nocm")
                 if e["reason"] == "ReferenceNotFound"]
@@ -333,8 +338,8 @@ def test_a_missing_configmap_is_a_condition_and_an_event(
 
     cluster.kubectl("create", "configmap", "tpl", "-n", namespace, "--from-literal=a=b")
     wait_child(cluster, "deployment", "nocm", namespace)
-    wait_status(cluster, "nocm", namespace, lambda dg: conditions(dg).get(
-        "Degraded", {}).get("status") == "False", "Degraded False once the ConfigMap exists")
+    wait_degraded(cluster, "nocm", namespace, "False",
+                  "Degraded False once the ConfigMap exists")
 
 
 def test_a_forbidden_child_is_a_condition_and_an_event(cluster: Cluster, namespace: str) -> None:
@@ -345,8 +350,7 @@ def test_a_forbidden_child_is_a_condition_and_an_event(cluster: Cluster, namespa
     cluster.wait_for(lambda: (cluster.get("quota", "no-deployments", namespace) or {}).get(
         "status", {}).get("hard"), "the quota in force")
     create(cluster, namespace, "capped", {})
-    dg = wait_status(cluster, "capped", namespace, lambda dg: conditions(dg).get(
-        "Degraded", {}).get("status") == "True", "Degraded True")
+    dg = wait_degraded(cluster, "capped", namespace, "True")
     degraded = conditions(dg)["Degraded"]
     assert degraded["reason"] == "ChildForbidden"
     assert "The API server forbade the Deployment" in degraded["message"]
@@ -358,5 +362,5 @@ def test_a_forbidden_child_is_a_condition_and_an_event(cluster: Cluster, namespa
 
     cluster.kubectl("delete", "quota", "no-deployments", "-n", namespace)
     wait_child(cluster, "deployment", "capped", namespace)
-    wait_status(cluster, "capped", namespace, lambda dg: conditions(dg).get(
-        "Degraded", {}).get("status") == "False", "Degraded False once the quota is gone")
+    wait_degraded(cluster, "capped", namespace, "False",
+                  "Degraded False once the quota is gone")

@@ -150,7 +150,8 @@ def test_service_and_pdb() -> None:
 
 
 def test_api_keys_come_from_a_secret_mounted_read_only() -> None:
-    d = children.deployment_for(dg({"service": {"apiKeysSecret": "invoice-keys"}}), defaults=DEFAULTS)
+    d = children.deployment_for(dg({"service": {"apiKeysSecret": "invoice-keys"}}),
+                                defaults=DEFAULTS)
     service = containers(d)["gendoc-service"]
     assert env(service)["GENDOC_API_KEYS_FILE"] == "/etc/gendoc/api-keys/api-keys"
     mount = next(m for m in service["volumeMounts"] if m["name"] == "api-keys")
