@@ -164,6 +164,13 @@ def status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     return dict((cluster.get("dg", name, namespace) or {}).get("status") or {})
 
 
+def condition(status: dict[str, Any], type_: str) -> tuple[str, str] | None:
+    """(status, reason) of a condition, None when absent."""
+    found = [(c["status"], c["reason"]) for c in status.get("conditions") or []
+             if c["type"] == type_]
+    return found[0] if found else None
+
+
 def events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str]]:
     found = json.loads(cluster.kubectl(
         "get", "events", "-n", namespace, "-o", "json", "--field-selector",
@@ -222,6 +229,10 @@ def test_load_scales_the_fleet_up_and_its_end_scales_it_down(
         assert (m["capacityPerPodPerMinute"], m["capacitySource"]) == (30, "spec")
         assert m["podsMeasured"] == 2 and m["podsWithoutMetrics"] == 0
         assert m["p95LatencySeconds"] < 5
+        # It wants 8 and maxReplicas is 4: limited, as the HPA would say. The
+        # reconciler's conditions stand beside the autoscaler's (each applies its own).
+        assert condition(loaded, "ScalingLimited") == ("True", "TooManyReplicas"), loaded
+        assert condition(loaded, "Ready") is not None, loaded
         # A ready pod whose metrics cannot be read (nothing listens at its address).
         make_ready_pod(cluster, namespace, f"{name}-mute", labels, free_loopback_address())
     stopped = time.monotonic()
@@ -237,6 +248,7 @@ def test_load_scales_the_fleet_up_and_its_end_scales_it_down(
     assert replicas(cluster, namespace, name) == 4
     assert held["metrics"]["podsWithoutMetrics"] == 1
     assert held["metrics"]["podsNotReady"] >= 1  # the ReplicaSet's Pending pods
+    assert condition(held, "AbleToScale") == ("False", "MissingPodMetrics"), held
 
     cluster.kubectl("delete", "pod", f"{name}-mute", "-n", namespace, "--wait=true")
     deleted = time.monotonic()
@@ -266,6 +278,8 @@ def test_disabled_autoscaling_leaves_replicas_to_kubectl_scale(cluster: Cluster,
     off = cluster.wait_for(lambda: (s := status(cluster, namespace, name)).get(
         "scaleReason", "").startswith("autoscaling disabled") and s, "the autoscaler off")
     assert "metrics" not in off
+    # The autoscaler's conditions went with its metrics; the reconciler's stay.
+    assert condition(off, "AbleToScale") is None and condition(off, "Ready") is not None, off
     cluster.kubectl("scale", "-n", namespace, f"dg/{name}", "--replicas=3")
     cluster.wait_for(lambda: replicas(cluster, namespace, name) == 3, "3 replicas")
     done = cluster.wait_for(lambda: (s := status(cluster, namespace, name)).get(
