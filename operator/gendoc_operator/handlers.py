@@ -89,8 +89,11 @@ def _converge(reconciler: Reconciler, dg: JSON, *, strict: bool) -> None:
             raise kopf.PermanentError(str(exc)) from exc
     except Blocked as exc:
         # Reported too; fixed outside the DocGenerator (a ConfigMap created, a
-        # quota or a permission granted), so tried again.
-        raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY) from exc
+        # quota or a permission granted), so kopf's handler tries again. The
+        # resync and the child watches only try; the handler's retries carry it.
+        if strict:
+            raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY) from exc
+        log.debug("not converging %s: %s", dg["metadata"]["name"], exc)
     except ApiError as exc:
         if exc.namespace_terminating:
             log.debug("not converging %s: %s", dg["metadata"]["name"], exc.message)
