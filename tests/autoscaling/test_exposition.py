@@ -8,7 +8,9 @@ import httpx
 import pytest
 from conftest import ServerProcess
 from docx_helpers import make_docx
+from gendoc_operator import exposition
 from gendoc_operator.exposition import PodRates, Scrape, fleet, parse, quantile, rates
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def test_quantile_interpolates_like_prometheus() -> None:
@@ -51,3 +53,11 @@ def test_rates_from_a_real_service(service: ServerProcess) -> None:
     assert r.duration_count == 7 and r.slots > 0
     f = fleet([r])
     assert f.p95_seconds is not None and 0 < f.p95_seconds < 5
+    # Every name the scaler reads is one the service writes: a rename on either
+    # side fails here, not silently as a fleet that never scales.
+    text = httpx.get(f"{url}/metrics").text
+    written = {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+    read = {exposition.REQUESTS, f"{exposition.DURATION}_bucket", f"{exposition.DURATION}_sum",
+            f"{exposition.DURATION}_count", exposition.QUEUE, exposition.IN_FLIGHT,
+            exposition.SLOTS}
+    assert read <= written, read - written
