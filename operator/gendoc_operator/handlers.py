@@ -54,7 +54,7 @@ def _index(kwargs: Mapping[str, Any]) -> Index:
 
 
 def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
-    """kopf's own settings, chosen at start-up (STYLE.md #8)."""
+    """kopf's own settings, chosen at start-up."""
     # kopf's bookkeeping (handler progress, the last handled spec) goes into
     # annotations, not into .status: the CRD's status schema is structural and
     # the API server prunes unknown fields, and a status subresource makes
@@ -79,7 +79,7 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
 
 
 def _converge(reconciler: Reconciler, dg: JSON, *, strict: bool) -> None:
-    """Run one reconcile and sort its errors into kopf's kinds (STYLE.md #7)."""
+    """Run one reconcile and sort its errors into kopf's kinds (permanent, temporary)."""
     try:
         reconciler.reconcile(dg)
     except InvalidSpec as exc:
@@ -131,8 +131,6 @@ async def resync_loop(reconciler: Reconciler, index: Index, settings: OperatorSe
                 continue
             try:
                 await asyncio.to_thread(_converge, reconciler, dg, strict=False)
-            except kopf.TemporaryError:
-                pass  # reported in the DocGenerator's status and events
             except Exception as exc:
                 log.warning("resync of %s/%s failed: %s", dg["metadata"].get("namespace"),
                             dg["metadata"].get("name"), exc)

@@ -1,4 +1,4 @@
-"""The chart's CRD is a byte-for-byte copy of the one source (STYLE.md #11)."""
+"""The chart's CRD is a byte-for-byte copy of the one source (operator/gendoc_operator/crd.yaml)."""
 
 from __future__ import annotations
 
