@@ -78,10 +78,15 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.networking.request_timeout = ours.request_timeout
 
 
-def _converge(reconciler: Reconciler, dg: JSON, *, strict: bool) -> None:
-    """Run one reconcile and sort its errors into kopf's kinds (permanent, temporary)."""
+def _converge(reconciler: Reconciler, dg: JSON, *, strict: bool,
+              index: Index | None = None) -> None:
+    """Run one reconcile and sort its errors into kopf's kinds (permanent, temporary).
+
+    index: read `dg` anew from it when the reconcile's turn comes (see Reconciler).
+    """
+    uid = str(dg["metadata"].get("uid"))
     try:
-        reconciler.reconcile(dg)
+        reconciler.reconcile(dg, newest=None if index is None else lambda: _newest(index, uid))
     except InvalidSpec as exc:
         # Reported in .status (Degraded) and as an event already; a handler
         # raising PermanentError is not retried until the spec changes.
@@ -116,6 +121,10 @@ def indexed(index: Index) -> list[JSON]:
     return [dg for uid in list(index) for dg in index.get(uid, ())]
 
 
+def _newest(index: Index, uid: str) -> JSON | None:
+    return next(iter(index.get(uid, ())), None)
+
+
 async def resync_loop(reconciler: Reconciler, index: Index, settings: OperatorSettings,
                       stop: asyncio.Event) -> None:
     """Every resync_seconds, converge every DocGenerator (none being deleted)."""
@@ -130,7 +139,7 @@ async def resync_loop(reconciler: Reconciler, index: Index, settings: OperatorSe
             if dg["metadata"].get("deletionTimestamp"):
                 continue
             try:
-                await asyncio.to_thread(_converge, reconciler, dg, strict=False)
+                await asyncio.to_thread(_converge, reconciler, dg, strict=False, index=index)
             except Exception as exc:
                 log.warning("resync of %s/%s failed: %s", dg["metadata"].get("namespace"),
                             dg["metadata"].get("name"), exc)
@@ -178,8 +187,8 @@ def _register_reconcile(registry: kopf.OperatorRegistry, ours: OperatorSettings,
     # optional=True: no finalizer, so deleting never waits for this operator.
     @kopf.on.delete(group=GROUP, version=VERSION, plural=PLURAL, optional=True,
                     registry=registry, id="deleted")
-    def deleted(name: str, namespace: str | None, **_: Any) -> None:
-        reconciler.forget(namespace or "", name)
+    def deleted(uid: str, name: str, namespace: str | None, **_: Any) -> None:
+        reconciler.forget(uid, namespace or "", name)
         log.info("DocGenerator %s/%s deleted; its children follow by garbage collection",
                  namespace, name)
 
@@ -243,7 +252,8 @@ def _register_child_watches(registry: kopf.OperatorRegistry, reconciler: Reconci
             if ref is None:
                 return
             # By uid: an owner deleted and re-created under the same name is another one.
-            owners = list(_index(kwargs).get(str(ref.get("uid")), ()))
-            if not owners or owners[0]["metadata"].get("deletionTimestamp"):
+            index = _index(kwargs)
+            owner = _newest(index, str(ref.get("uid")))
+            if owner is None or owner["metadata"].get("deletionTimestamp"):
                 return  # gone or being deleted: the garbage collector takes the children
-            _converge(reconciler, owners[0], strict=False)
+            _converge(reconciler, owner, strict=False, index=index)

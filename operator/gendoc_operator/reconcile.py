@@ -16,7 +16,8 @@ Warning event on the DocGenerator says it once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -71,14 +72,33 @@ class Reconciler:
         # kind: a different one after the next apply means it changed ("Updated"),
         # without reading it before. Empty after a restart: no event for that apply.
         self.generations: dict[tuple[str, str, str], object] = {}
+        # One reconcile of a DocGenerator at a time (kopf's handler, the resync
+        # and the child watches run in different threads), by uid.
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
-    def reconcile(self, dg: JSON) -> None:
+    def reconcile(self, dg: JSON, *, newest: Callable[[], JSON | None] | None = None) -> None:
         """Bring the children and the status in line with the spec (`dg` from `fleet`).
+
+        newest: where to read the DocGenerator once this reconcile's turn has come
+        (the index): a copy taken before waiting for another reconcile of the same
+        one may be older than what that one wrote, and would write the older spec
+        back. None when gone or being deleted: nothing to do.
 
         Raises InvalidSpec when the spec cannot be realised, Blocked when
         something outside it stops the reconcile (both reported in the status
         first), ApiError for anything the API server may accept on a later try.
         """
+        with self._lock(str(dg["metadata"].get("uid"))):
+            current = newest() if newest is not None else dg
+            if current is not None and not current["metadata"].get("deletionTimestamp"):
+                self._reconcile(current)
+
+    def _lock(self, uid: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(uid, threading.Lock())
+
+    def _reconcile(self, dg: JSON) -> None:
         found = validation.problems(dg["spec"], defaults=self.defaults)
         if found:
             self._fail(dg, Problem("InvalidSpec", "; ".join(found)), InvalidSpec)
@@ -90,10 +110,12 @@ class Reconciler:
                 deployment = applied
         self._report(dg, deployment=deployment, problem=None)
 
-    def forget(self, namespace: str, name: str) -> None:
-        """The DocGenerator is gone: its children's generations are no longer needed."""
+    def forget(self, uid: str, namespace: str, name: str) -> None:
+        """The DocGenerator is gone: what was kept about it is no longer needed."""
         for key in [k for k in self.generations if k[:2] == (namespace, name)]:
             del self.generations[key]
+        with self._locks_lock:
+            self._locks.pop(uid, None)
 
     def _check_references(self, dg: JSON) -> None:
         namespace = dg["metadata"]["namespace"]

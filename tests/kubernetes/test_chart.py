@@ -127,7 +127,12 @@ def test_install_upgrade_uninstall(cluster: Cluster, run_helm: Helm, chart: Path
 
 
 def can_i(cluster: Cluster, who: str, verb: str, resource: str, namespace: str) -> bool:
-    _, out = cluster.try_kubectl("auth", "can-i", verb, resource, "-n", namespace, "--as", who)
+    """`resource` may name a subresource (docgenerators.gendoc.io/status): kubectl reads
+    "a/b" as resource a, object b, so the subresource goes to its own flag."""
+    resource, _, subresource = resource.partition("/")
+    extra = [f"--subresource={subresource}"] if subresource else []
+    _, out = cluster.try_kubectl("auth", "can-i", verb, resource, *extra, "-n", namespace,
+                                 "--as", who)
     return out.strip().splitlines()[0] == "yes"
 
 

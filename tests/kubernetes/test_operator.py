@@ -68,6 +68,9 @@ def env(c: dict[str, Any]) -> dict[str, str]:
 
 
 def test_children_are_created_with_owner_references(cluster: Cluster, namespace: str) -> None:
+    # The pods would mount it: without it the fleet is ReferenceNotFound, and no children.
+    cluster.kubectl("create", "configmap", "invoice-templates", "-n", namespace,
+                    "--from-literal=a=b")
     dg = create(cluster, namespace, "invoices", {
         "replicas": 2,
         "images": {"service": "registry.example/gendoc-service:1.2",
