@@ -21,7 +21,7 @@ RENDER_ROUTES = frozenset({"/v1/render", "/v1/render/batch"})
 REQUESTS = "gendoc_requests_total"
 DURATION = "gendoc_request_duration_seconds"
 QUEUE = "gendoc_queue_depth"
-IN_FLIGHT = "gendoc_inflight"
+IN_FLIGHT = "gendoc_requests_in_flight"
 SLOTS = "gendoc_concurrency"
 
 
