@@ -180,8 +180,10 @@ def _register_reconcile(registry: kopf.OperatorRegistry, ours: OperatorSettings,
                   registry=registry, id="converge")
     @kopf.on.update(group=GROUP, version=VERSION, plural=PLURAL,
                   registry=registry, id="converge")
-    def converge(body: kopf.Body, **_: Any) -> None:
-        _converge(reconciler, fleet(body), strict=True)
+    def converge(body: kopf.Body, **kwargs: Any) -> None:
+        # kopf's body is the event the handler started for; under load another
+        # event may have come since (the autoscaler's scale): the index has it.
+        _converge(reconciler, fleet(body), strict=True, index=_index(kwargs))
 
     # Children go with their owner by owner references (the garbage collector);
     # optional=True: no finalizer, so deleting never waits for this operator.
