@@ -11,6 +11,12 @@ reserved keys stands for one (anything else is plain data):
       "subscript": true, "url": "https://..."}, ...]}
       -> RichText (use {{r var }} in the template for a run of its own)
   {"$listing": "line\\nline"}  -> Listing (keeps newlines, tabs, page breaks)
+  {"$qrcode": {"data": "text or URL", "size_mm": 30, "error": "L"|"M"|"Q"|"H"}}
+      -> a square QR code image (segno; error correction M by default)
+  {"$barcode": {"data": "ABC-123", "type": "code128"|"ean13", "width_mm": 50,
+      "height_mm": 15, "text": true}}
+      -> a barcode image (python-barcode); EAN-13 takes 12 digits, or 13 with a
+         correct check digit; without height_mm the height follows the width
 """
 
 from __future__ import annotations
@@ -20,12 +26,16 @@ import binascii
 import io
 from typing import Any
 
+import barcode
+import segno
+from barcode.errors import BarcodeError
+from barcode.writer import ImageWriter
 from docx.shared import Mm
 from docxtpl import InlineImage, Listing, RichText
 
 from .errors import InvalidRequest
 
-MARKERS = ("$image", "$richtext", "$listing")
+MARKERS = ("$image", "$richtext", "$listing", "$qrcode", "$barcode")
 _RUN_KEYS = {"text", "bold", "italic", "underline", "strike", "color", "highlight", "size_pt",
              "font", "style", "superscript", "subscript", "url"}
 _URL_SCHEMES = ("http://", "https://", "mailto:")
@@ -64,13 +74,85 @@ def _image(tpl: Any, spec: Any, path: str) -> InlineImage:
         raw = base64.b64decode(spec["data"], validate=True)
     except (binascii.Error, ValueError):
         raise _bad(path, "the image data is not valid base64") from None
+    return _CheckedImage(tpl, io.BytesIO(raw), path=path, **_sizes(spec, path))
+
+
+def _sizes(spec: dict[str, Any], path: str, **defaults: float) -> dict[str, Mm]:
+    """InlineImage's width/height from `width_mm`/`height_mm` (or `size_mm` for both)."""
     sizes = {}
-    for key, arg in (("width_mm", "width"), ("height_mm", "height")):
-        if spec.get(key) is not None:
-            if not isinstance(spec[key], (int, float)) or not 0 < spec[key] <= 2000:
-                raise _bad(path, f"{key} must be a number of millimetres between 0 and 2000")
-            sizes[arg] = Mm(spec[key])
-    return _CheckedImage(tpl, io.BytesIO(raw), path=path, **sizes)
+    for key, arg in (("width_mm", "width"), ("height_mm", "height"), ("size_mm", "size")):
+        value = spec.get(key, defaults.get(arg))
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0 < value <= 2000:
+            raise _bad(path, f"{key} must be a number of millimetres between 0 and 2000")
+        sizes[arg] = Mm(value)
+    if "size" in sizes:
+        side = sizes.pop("size")
+        sizes = {"width": side, "height": side}
+    return sizes
+
+
+def _png(spec: Any, path: str, marker: str, keys: set[str], usage: str) -> dict[str, Any]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("data"), str) \
+            or not spec["data"] or set(spec) - keys:
+        raise _bad(path, f'"{marker}" needs {usage}')
+    return spec
+
+
+_QR_KEYS = {"data", "size_mm", "error"}
+_QR_USAGE = '{"data": "text", "size_mm"?: 30, "error"?: "L"|"M"|"Q"|"H"}'
+
+
+def _qrcode(tpl: Any, spec: Any, path: str) -> InlineImage:
+    spec = _png(spec, path, "$qrcode", _QR_KEYS, _QR_USAGE)
+    error = spec.get("error", "M")
+    if error not in ("L", "M", "Q", "H"):
+        raise _bad(path, "error must be one of L, M, Q, H (QR error correction levels)")
+    try:
+        code = segno.make(spec["data"], error=error, micro=False)
+    except segno.DataOverflowError:
+        raise _bad(path, "the data is too long for a QR code") from None
+    out = io.BytesIO()
+    # 10 pixels a module and the standard quiet zone of 4 modules: sharp at any
+    # printed size, since Word scales the image to size_mm.
+    code.save(out, kind="png", scale=10, border=4)
+    out.seek(0)
+    return _CheckedImage(tpl, out, path=path, **_sizes(spec, path, size=30))
+
+
+_BARCODE_KEYS = {"data", "type", "width_mm", "height_mm", "text"}
+_BARCODE_USAGE = ('{"data": "...", "type"?: "code128"|"ean13", "width_mm"?, "height_mm"?, '
+                  '"text"?: true}')
+# Default widths: Code 128 has none; EAN-13's nominal symbol is 37.29 mm wide.
+_BARCODE_WIDTH_MM = {"code128": 50.0, "ean13": 37.29}
+_MAX_BARCODE_CHARACTERS = 80  # beyond this a linear barcode is too dense to scan
+
+
+def _barcode(tpl: Any, spec: Any, path: str) -> InlineImage:
+    spec = _png(spec, path, "$barcode", _BARCODE_KEYS, _BARCODE_USAGE)
+    kind, data = spec.get("type", "code128"), spec["data"]
+    if kind not in _BARCODE_WIDTH_MM:
+        raise _bad(path, f"type must be one of {sorted(_BARCODE_WIDTH_MM)}")
+    if not isinstance(spec.get("text", True), bool):
+        raise _bad(path, "text must be true or false (the human-readable line)")
+    if len(data) > _MAX_BARCODE_CHARACTERS:
+        raise _bad(path, f"a barcode holds at most {_MAX_BARCODE_CHARACTERS} characters")
+    try:
+        code = barcode.get_barcode_class(kind)(data, writer=ImageWriter())
+    except (BarcodeError, ValueError) as exc:
+        raise _bad(path, f"not a valid {kind} value: {exc}") from None
+    if kind == "ean13" and len(data) == 13 and code.get_fullcode() != data:
+        raise _bad(path, f"the EAN-13 check digit of {data} should be {code.get_fullcode()[-1]}")
+    out = io.BytesIO()
+    try:
+        code.write(out, options={"write_text": spec.get("text", True)})
+    except (BarcodeError, ValueError, KeyError) as exc:  # characters Code 128 cannot encode
+        raise _bad(path, f"not a valid {kind} value: {type(exc).__name__}") from None
+    out.seek(0)
+    return _CheckedImage(tpl, out, path=path,
+                         **_sizes(spec, path, width=_BARCODE_WIDTH_MM[kind]))
 
 
 class _CheckedImage(InlineImage):  # type: ignore[misc]  # docxtpl has no type information
@@ -115,4 +197,5 @@ def _listing(tpl: Any, spec: Any, path: str) -> Listing:
     return Listing(spec)
 
 
-_BUILDERS = {"$image": _image, "$richtext": _richtext, "$listing": _listing}
+_BUILDERS = {"$image": _image, "$richtext": _richtext, "$listing": _listing,
+             "$qrcode": _qrcode, "$barcode": _barcode}
