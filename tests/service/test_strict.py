@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
+from conftest import CORPUS, corpus_cases
 from docx_helpers import make_docx, part_texts
 from gendoc_service.errors import UndefinedVariables
 from gendoc_service.rendering import Renderer, RenderOptions
@@ -79,6 +81,17 @@ def test_a_guard_does_not_hide_its_own_arguments(renderer: Renderer) -> None:
 def test_lenient_mode_is_unchanged(renderer: Renderer) -> None:
     out = renderer.render(make_docx("[{{ gone.deep }}]{% if vip %}x{% endif %}"), {})
     assert "[]" in part_texts(out)["word/document.xml"]
+
+
+@pytest.mark.parametrize("case", [c for c in corpus_cases() if c.stem != "template_error"
+                                  and "needs" not in json.loads(c.read_text())],
+                         ids=lambda c: c.stem)
+def test_the_analysis_finds_nothing_missing_in_docxtpls_own_cases(renderer: Renderer,
+                                                                   case: Path) -> None:
+    # docxtpl's corpus gives each template its complete context: strict mode must
+    # not invent a missing path in any of them (loops, tables, headers, properties).
+    spec = json.loads(case.read_text())
+    renderer.render((CORPUS / spec["template"]).read_bytes(), spec["context"], STRICT)
 
 
 # -- through the HTTP API -------------------------------------------------------
