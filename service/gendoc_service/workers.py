@@ -164,6 +164,8 @@ class ProcessBackend:
         self._ctx = multiprocessing.get_context("spawn")
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: set[_Worker] = set()
+        # Replacements under way: held so they are not collected, awaited on close.
+        self._replacing: set[asyncio.Task[None]] = set()
         self.replaced = 0
 
     async def start(self) -> None:
@@ -177,6 +179,8 @@ class ProcessBackend:
             self._idle.put_nowait(worker)
 
     async def close(self) -> None:
+        if self._replacing:
+            await asyncio.gather(*self._replacing, return_exceptions=True)
         for worker in list(self._all):
             await to_thread.run_sync(worker.stop)
         self._all.clear()
@@ -192,14 +196,28 @@ class ProcessBackend:
         self.replaced += 1
         return fresh
 
-    async def _release(self, worker: _Worker, reply: Reply | None) -> None:
-        """Back to idle if known-good, else replaced (even after a cancellation)."""
+    def _release(self, worker: _Worker, reply: Reply | None) -> None:
+        """Back to idle if known-good, else replaced (even after a cancellation).
+
+        A replacement waits for the new worker's start-up (about a second, several
+        under load): the caller's answer must not, so it happens in the background
+        and the slot comes back to the idle queue once the new worker is ready.
+        """
         worker.tasks += 1
         if reply is None or reply.replace:
-            worker = await to_thread.run_sync(self._replace, worker, "limit or crash")
+            why = "limit or crash"
         elif worker.tasks >= self.limits.max_tasks:
-            worker = await to_thread.run_sync(self._replace, worker, "max tasks")
-        self._idle.put_nowait(worker)
+            why = "max tasks"
+        else:
+            self._idle.put_nowait(worker)
+            return
+        task = asyncio.get_running_loop().create_task(self._replace_in_background(worker, why))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _replace_in_background(self, worker: _Worker, why: str) -> None:
+        fresh = await to_thread.run_sync(self._replace, worker, why)
+        self._idle.put_nowait(fresh)
 
     async def render(self, docx: bytes, data: dict[str, Any], options: RenderOptions,
                      deadline: Deadline) -> bytes:
@@ -213,7 +231,7 @@ class ProcessBackend:
         try:
             reply = await to_thread.run_sync(worker.call, Job(docx, data, options), allowed.seconds)
         finally:
-            await self._release(worker, reply)
+            self._release(worker, reply)
         if reply is None:
             raise allowed.exceeded("; the worker was replaced")
         if not reply.slug:
