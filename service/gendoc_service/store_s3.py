@@ -33,7 +33,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -67,8 +68,8 @@ _STORE_RETRY = 5.0
 _CAS_ATTEMPTS = 50
 # What S3 (and versitygw) answer when a conditional write loses: 412, or 409 when
 # two conditional writes to one key overlap in flight.
-_LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict"}
-_MISSING = {"NoSuchKey", "404", "NotFound"}
+_LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,23 @@ def _unavailable(exc: Exception) -> StoreUnavailable:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class _Expected(Exception):
+    """An S3 error code the caller answers itself (a missing object, a lost race)."""
+
+
+@contextmanager
+def _store_errors(*, expected: Collection[str]) -> Iterator[None]:
+    """boto's errors as the store's 503, except the `expected` codes (raised as _Expected)."""
+    try:
+        yield
+    except ClientError as exc:
+        if _code(exc) in expected:
+            raise _Expected from None
+        raise _unavailable(exc) from None
+    except BotoCoreError as exc:
+        raise _unavailable(exc) from None
 
 
 class S3Store:
@@ -203,25 +221,19 @@ class S3Store:
     def _get(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag; None when there is no such object."""
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=key)
-            return answer["Body"].read(), answer["ETag"]
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return None
-            raise _unavailable(exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable(exc) from None
+            with _store_errors(expected=_MISSING):
+                answer = self.client.get_object(Bucket=self.bucket, Key=key)
+                return answer["Body"].read(), answer["ETag"]
+        except _Expected:
+            return None
 
     def _exists(self, key: str) -> bool:
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-            return True
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return False
-            raise _unavailable(exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable(exc) from None
+            with _store_errors(expected=_MISSING):
+                self.client.head_object(Bucket=self.bucket, Key=key)
+                return True
+        except _Expected:
+            return False
 
     def _put(self, key: str, data: bytes, content_type: str, *, if_match: str | None = None,
              if_absent: bool = False) -> bool:
@@ -233,15 +245,13 @@ class S3Store:
             request["IfMatch"] = if_match
         elif if_absent:
             request["IfNoneMatch"] = "*"
+        conditional = if_match is not None or if_absent
         try:
-            self.client.put_object(**request)
-            return True
-        except ClientError as exc:
-            if (if_match is not None or if_absent) and _code(exc) in _LOST_RACE:
-                return False
-            raise _unavailable(exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable(exc) from None
+            with _store_errors(expected=_LOST_RACE if conditional else frozenset()):
+                self.client.put_object(**request)
+                return True
+        except _Expected:
+            return False
 
     # -- the manifest --------------------------------------------------------------
     def _read_manifest(self, name: str) -> _Seen:
