@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +18,8 @@ from gendoc.procs import GendocProcess, free_port, process_table, spawn_gendoc
 from gendoc.readiness import wait_until
 
 CONVERT = "/forms/libreoffice/convert"
-INVOICE = Path(__file__).resolve().parents[2] / "src" / "gendoc" / "examples" / "invoice.docx"
+REPO = Path(__file__).resolve().parents[2]
+INVOICE = REPO / "src" / "gendoc" / "examples" / "invoice.docx"
 
 
 def start_converter(tmp: Path, pool_size: int = 2, prefix: Sequence[str] = (),
@@ -35,27 +37,51 @@ class PrivateTmpfs:
     """A small tmpfs mounted at `target` in a private mount namespace (the tests run as
     root), held open by a sleeping process. Processes started with `prefix` share it;
     nothing else on the machine sees it. It vanishes with the namespace's last process,
-    so a failing test cannot leave a mount behind."""
+    so a failing test cannot leave a mount behind.
+
+    Those processes run from this repository and its venv: when either lies under
+    `target` (a clone in /tmp, as CI's may be), it is bound back in place over the
+    tmpfs, so the tmpfs hides everything else there but not the code."""
 
     def __init__(self, target: Path, size_mb: int) -> None:
         self.target, self.size_mb = target, size_mb
         self.holder: subprocess.Popen[bytes] | None = None
 
+    def _kept(self) -> list[Path]:
+        """The repository and the venv where they lie under `target`, none inside another."""
+        under = sorted(p for p in {REPO, Path(sys.prefix).resolve()}
+                       if p.is_relative_to(self.target))
+        return [p for p in under if not any(p != q and p.is_relative_to(q) for q in under)]
+
     def __enter__(self) -> PrivateTmpfs:
         self.target.mkdir(parents=True, exist_ok=True)
-        script = 'mount -t tmpfs -o size="$1"m gendoc-test "$2" && exec sleep 3600'
+        # Each kept directory is opened (fds from 3 on) before the tmpfs covers it, then
+        # bound back from its descriptor (-c: not resolved to the covered path by name);
+        # "ready" on stdout once every mount is in place.
+        script = (
+            'size="$1"; target="$2"; shift 2\n'
+            'fd=3; for keep; do eval "exec $fd<\\"\\$keep\\"" || exit 1; fd=$((fd+1)); done\n'
+            'mount -t tmpfs -o size="${size}m" gendoc-test "$target" || exit 1\n'
+            'fd=3; for keep; do mkdir -p "$keep" && mount -c --bind "/proc/self/fd/$fd" "$keep" '
+            '|| exit 1; eval "exec $fd<&-"; fd=$((fd+1)); done\n'
+            'echo ready; exec sleep 3600\n')
         self.holder = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
-             str(self.size_mb), str(self.target)], start_new_session=True)
-        mountinfo = Path(f"/proc/{self.holder.pid}/mountinfo")
-        wait_until(lambda: f" {self.target} rw,relatime - tmpfs gendoc-test "
-                   in mountinfo.read_text(), 10, what=f"tmpfs on {self.target}")
+             str(self.size_mb), str(self.target), *map(str, self._kept())],
+            stdout=subprocess.PIPE, start_new_session=True)
+        assert self.holder.stdout is not None
+        line = self.holder.stdout.readline()
+        if line.strip() != b"ready":
+            self.__exit__()
+            raise RuntimeError(f"no private tmpfs on {self.target} (exit {self.holder.poll()})")
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.holder is not None:
             self.holder.kill()
             self.holder.wait()
+            if self.holder.stdout is not None:
+                self.holder.stdout.close()
 
     @property
     def prefix(self) -> list[str]:
