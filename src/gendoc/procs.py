@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -68,6 +69,16 @@ def tree_rss_kb(roots: list[int]) -> int:
     )
 
 
+def kill_survivors(processes: list[ProcInfo]) -> None:
+    """SIGKILL those of `processes` still running (same pid and command: not a reused pid)."""
+    table = process_table()
+    for info in processes:
+        now = table.get(info.pid)
+        if now is not None and now.command == info.command and now.state != "Z":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info.pid, signal.SIGKILL)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,7 +94,10 @@ class GendocProcess:
     log: Path | None
 
     def stop(self, timeout: float = 20.0) -> int:
-        """SIGTERM (graceful: drain, stop children), then SIGKILL after `timeout`."""
+        """SIGTERM (graceful: drain, stop children), then SIGKILL after `timeout`; then
+        every process that was below it and outlived it (a peer such as Gotenberg starts
+        LibreOffice in a process group of its own, which the group's SIGKILL misses)."""
+        below = descendants(self.proc.pid) if self.proc.poll() is None else []
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -91,6 +105,7 @@ class GendocProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL) if self._own_group() else self.proc.kill()
                 self.proc.wait()
+        kill_survivors(below)
         return self.proc.returncode
 
     def _own_group(self) -> bool:
