@@ -92,6 +92,15 @@ class BodyLimitMiddleware:
         await self.app(scope, bounded_receive, send)
 
 
+def presented_key(headers: dict[bytes, bytes]) -> bytes:
+    """The API key a request presents: X-API-Key, else an `Authorization: Bearer` token."""
+    given = headers.get(b"x-api-key") or b""
+    auth = headers.get(b"authorization", b"")
+    if not given and auth[:7].lower() == b"bearer ":
+        given = auth[7:].strip()
+    return given
+
+
 class ApiKeyMiddleware:
     """When keys are configured, /v1/* needs one (X-API-Key or Authorization: Bearer).
 
@@ -104,10 +113,7 @@ class ApiKeyMiddleware:
         self.keys = [k.encode() for k in keys]
 
     def _allowed(self, headers: dict[bytes, bytes]) -> bool:
-        given = headers.get(b"x-api-key") or b""
-        auth = headers.get(b"authorization", b"")
-        if not given and auth[:7].lower() == b"bearer ":
-            given = auth[7:].strip()
+        given = presented_key(headers)
         # Compare against every key, so timing does not tell which one is close.
         return bool(given) and sum(hmac.compare_digest(given, k) for k in self.keys) > 0
 

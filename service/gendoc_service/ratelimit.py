@@ -27,6 +27,7 @@ from starlette.requests import Request
 
 from .errors import TooManyRequests
 from .metrics import ServiceMetrics
+from .middleware import presented_key
 
 POLICY = "client"  # the one quota policy: per API key, else per client address
 
@@ -96,8 +97,8 @@ def charge(limiter: RateLimiter | None, metrics: ServiceMetrics, request: Reques
     """
     if limiter is None:
         return {}
-    bearer = request.headers.get("authorization", "")
-    api_key = request.headers.get("x-api-key") or bearer[7:] or None
+    # The same key the API-key check reads (a non-Bearer Authorization is no key).
+    api_key = presented_key(dict(request.scope["headers"])).decode("latin-1") or None
     address = request.client.host if request.client else None
     decision = limiter.take(client_key(api_key, address), time.monotonic(), cost)
     if not decision.allowed:
