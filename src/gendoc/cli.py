@@ -126,6 +126,8 @@ def _render(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     fields = {"data": data_text, "format": fmt, "strict": "true" if args.strict else "false"}
+    # Unset: the service's defaults (GENDOC_DEFAULT_LOCALE / _TIMEZONE) apply.
+    fields.update({k: v for k in ("locale", "timezone") if (v := getattr(args, k))})
     try:
         response = httpx.post(
             f"{args.url.rstrip('/')}/v1/render",
@@ -226,6 +228,10 @@ def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("-o", "--output", help="output file (.pdf or .docx)")
     p.add_argument("--format", choices=["pdf", "docx"])
     p.add_argument("--strict", action="store_true", help="422 on undefined variables")
+    p.add_argument("--locale", help="locale of the format_* filters, e.g. de_DE "
+                   "(default: the service's GENDOC_DEFAULT_LOCALE)")
+    p.add_argument("--timezone", help="IANA time zone of format_datetime/format_time, "
+                   "e.g. Europe/Berlin (default: the service's GENDOC_DEFAULT_TIMEZONE)")
     p.add_argument("--url", default=ClientSettings().url,
                    help="the service (GENDOC_URL; default http://127.0.0.1:8080)")
     p.add_argument("--timeout", type=float, default=60.0)
