@@ -1,0 +1,304 @@
+"""Signed webhooks (Standard Webhooks, https://www.standardwebhooks.com/): one delivery.
+
+What a delivery is made of, each a pure function tested alone: the signature
+(`sign`: `v1,` + base64 HMAC-SHA256 of "{id}.{timestamp}.{body}" keyed by the
+secret's bytes), the retry schedule (`retry_delay`: exponential backoff with
+jitter, the random draw passed in), and the SSRF policy (`AllowList.check_url`,
+`AllowList.check_address`). `deliver` is the I/O at the edge: it resolves the
+target's name once (through a resolver that tests inject), refuses any address
+the policy refuses, and connects to that very address, sending the name in Host
+(and as the TLS SNI and certificate name), so a second DNS answer cannot move
+the connection elsewhere (DNS rebinding). Redirects are not followed; at most
+`max_response` bytes of an answer are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+SECRET_PREFIX = "whsec_"
+SIGNATURE_VERSION = "v1"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Cloud metadata endpoints: refused even inside a listed network, unless listed
+# themselves. AWS, GCP, Azure, OpenStack, DigitalOcean: 169.254.169.254; AWS
+# IMDS over IPv6: fd00:ec2::254; AWS ECS task metadata: 169.254.170.2; Alibaba:
+# 100.100.100.200; Oracle: 192.0.0.192.
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200", "192.0.0.192",
+))
+
+
+def parse_secret(text: str) -> bytes:
+    """The key bytes of a `whsec_<base64>` secret (the spec's format); a bare base64 too."""
+    raw = text.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except binascii.Error:
+        raise ValueError("a webhook secret is 'whsec_' followed by base64") from None
+    # The spec asks for 24 to 64 bytes; fewer would make the HMAC guessable.
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"a webhook secret holds 24 to 64 bytes, not {len(key)}")
+    return key
+
+
+def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+
+
+def signed_headers(key: bytes, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(key, msg_id, timestamp, body),
+        "content-type": "application/json",
+    }
+
+
+def retry_delay(attempts: int, draw: float, *, base: float, cap: float) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt (1, 2, ...).
+
+    Exponential: base x 4^(attempts-1), at most `cap`; then "equal jitter" (half
+    fixed, half drawn: `draw` in [0, 1)) so that the receivers of one outage are
+    not all retried in the same second, while every wait stays at least half
+    its step. With the defaults (base 10 s, cap 4 h) the steps are 10 s, 40 s,
+    160 s, 11 min, 43 min, 2.8 h, then 4 h: ten attempts span about 15 hours.
+    """
+    step = min(cap, base * 4.0 ** (attempts - 1))
+    return step / 2 + step / 2 * draw
+
+
+@dataclass(frozen=True)
+class Target:
+    """A webhook URL taken apart; `host` is the name (or literal) the caller wrote."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str  # path and query, as sent in the request line
+
+    def url_for(self, address: IPAddress) -> str:
+        """The same URL aimed at one resolved address (the connection is pinned to it)."""
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        return f"{self.scheme}://{literal}:{self.port}{self.path}"
+
+    @property
+    def host_header(self) -> str:
+        default = {"http": 80, "https": 443}[self.scheme]
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        return name if self.port == default else f"{name}:{self.port}"
+
+
+class Refused(Exception):
+    """The policy refuses this target; retrying cannot change that."""
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def is_public(address: IPAddress) -> bool:
+    """Globally routable unicast: not private, loopback, link-local, shared, reserved..."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return address.is_global and not address.is_multicast and address not in METADATA_ADDRESSES
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """GENDOC_WEBHOOK_ALLOWED_HOSTS: comma-separated `host`, `host:port` or CIDR entries.
+
+    A host entry allows URLs naming that host (on any port, or on the one
+    given); an IP literal entry also allows that address however a name resolves
+    to it. A CIDR entry (e.g. a cluster's service network, 10.96.0.0/12) allows
+    addresses in it, never names. A name that resolves to a private, loopback,
+    link-local or metadata address is refused unless that address is allowed by
+    an entry; a metadata address only by its own literal entry.
+    """
+
+    hosts: frozenset[tuple[str, int | None]]
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> AllowList:
+        hosts: set[tuple[str, int | None]] = set()
+        networks: list[IPNetwork] = []
+        for entry in (e.strip().lower() for e in text.split(",")):
+            if not entry:
+                continue
+            if "/" in entry:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
+            parts = urlsplit(f"//{entry}")
+            if parts.hostname is None:
+                raise ValueError(f"not a host or host:port: {entry!r}")
+            hosts.add((parts.hostname, parts.port))
+        return cls(frozenset(hosts), tuple(networks))
+
+    def _lists(self, host: str, port: int) -> bool:
+        return (host, None) in self.hosts or (host, port) in self.hosts
+
+    def check_url(self, url: str) -> Target:
+        """The target of `url`, or Refused: scheme, credentials, and the host's entry."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise Refused(f"webhook URLs are http or https, not {parts.scheme or 'none'!r}")
+        if parts.username is not None or parts.password is not None:
+            raise Refused("webhook URLs carry no credentials")
+        try:
+            port = parts.port or {"http": 80, "https": 443}[parts.scheme]
+        except ValueError:
+            raise Refused("the webhook URL's port is not a number from 0 to 65535") from None
+        host = (parts.hostname or "").rstrip(".")
+        if not host:
+            raise Refused("the webhook URL names no host")
+        if not self._lists(host, port):
+            raise Refused(f"{host}:{port} is not in GENDOC_WEBHOOK_ALLOWED_HOSTS")
+        path = parts.path or "/"
+        return Target(parts.scheme, host, port, path + (f"?{parts.query}" if parts.query else ""))
+
+    def check_address(self, address: IPAddress, target: Target) -> None:
+        """Refused unless `address` is public, or allowed by an entry (see the class)."""
+        if self._lists(str(address), target.port):
+            return
+        if address in METADATA_ADDRESSES:
+            raise Refused(f"{target.host} resolves to {address}, a cloud metadata address")
+        if is_public(address) or any(address in n for n in self.networks):
+            return
+        raise Refused(f"{target.host} resolves to {address}, which is not a public address; "
+                      "list it in GENDOC_WEBHOOK_ALLOWED_HOSTS to allow it")
+
+
+# A resolver maps (host, port) to addresses; tests inject their own.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return [str(info[4][0]) for info in infos]
+
+
+async def pinned_address(target: Target, allow: AllowList, resolver: Resolver) -> IPAddress:
+    """Resolve once; every address must pass the policy (one bad answer refuses all)."""
+    literal = _literal(target.host)
+    if literal is not None:
+        addresses: list[IPAddress] = [literal]
+    else:
+        try:
+            found = await resolver(target.host, target.port)
+        except (OSError, UnicodeError) as exc:
+            raise OSError(f"cannot resolve {target.host}: {exc}") from exc
+        addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
+        if not addresses:
+            raise OSError(f"{target.host} has no address")
+    for address in addresses:
+        allow.check_address(address, target)
+    return addresses[0]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt as recorded on the job (`deliveries`)."""
+
+    webhook_id: str
+    attempt: int
+    time: str  # ISO 8601, UTC, when the attempt started
+    duration: float  # seconds
+    status: int | None = None  # the receiver's status code, if it answered
+    error: str | None = None  # why it failed, if it did
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300 and self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"webhook_id": self.webhook_id, "attempt": self.attempt, "time": self.time,
+                "duration": round(self.duration, 4), "status": self.status, "error": self.error}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    attempt: Attempt
+    final: bool  # delivered, or refused for good: no retry
+
+
+@dataclass(frozen=True)
+class Limits:
+    connect_timeout: float = 5.0
+    timeout: float = 15.0
+    max_response: int = 4096
+
+
+async def deliver(
+    url: str, msg_id: str, body: bytes, *, key: bytes, attempt: int, allow: AllowList,
+    resolver: Resolver = system_resolver, limits: Limits = Limits(),
+    verify: bool | str = True,
+) -> Outcome:
+    """One signed POST of `body` to `url`; never raises, the outcome says what happened.
+
+    `verify` is httpx's TLS verification (True, or a CA bundle path for tests).
+    """
+    started_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
+    started = time.monotonic()
+
+    def done(final: bool, status: int | None = None, error: str | None = None) -> Outcome:
+        return Outcome(Attempt(msg_id, attempt, started_wall, time.monotonic() - started,
+                               status, error), final)
+
+    try:
+        target = allow.check_url(url)
+        address = await pinned_address(target, allow, resolver)
+    except Refused as exc:
+        return done(True, error=f"refused: {exc}")
+    except (OSError, ValueError) as exc:
+        return done(False, error=str(exc))
+    headers = signed_headers(key, msg_id, int(time.time()), body)
+    headers["host"] = target.host_header
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    timeout = httpx.Timeout(limits.timeout, connect=limits.connect_timeout)
+    # trust_env=False: a proxy from the environment would resolve the name itself.
+    try:
+        async with (
+            httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False,
+                              verify=verify) as client,
+            asyncio.timeout(limits.timeout),
+            client.stream("POST", target.url_for(address), content=body, headers=headers,
+                          extensions=extensions) as response,
+        ):
+            read = 0
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read >= limits.max_response:
+                    break  # the answer's body means nothing to us; never buffer more
+    except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        return done(False, error=f"{type(exc).__name__}: {exc}" if str(exc) else
+                    type(exc).__name__)
+    status = response.status_code
+    if 300 <= status < 400:  # following would leave the checked address; retrying, too
+        return done(True, status, f"redirect to {response.headers.get('location', '?')!r} "
+                    "not followed")
+    return done(200 <= status < 300, status,
+                None if 200 <= status < 300 else f"receiver answered {status}")

@@ -1,0 +1,116 @@
+"""One delivery over real HTTP to a receiver on 127.0.0.1, verified with the reference
+implementation of Standard Webhooks; refusals (allow list, metadata address through a
+resolver the test controls, redirect) reach no receiver and are final."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+from gendoc_service.webhooks import AllowList, Limits, deliver, parse_secret
+from standardwebhooks.webhooks import Webhook
+from webhooks.receiver import running_receiver
+
+SECRET = "whsec_" + base64.b64encode(b"gendoc-test-secret-32-bytes-long").decode()
+KEY = parse_secret(SECRET)
+BODY = json.dumps({"type": "job.succeeded", "data": {"id": "j1"}}).encode()
+
+
+def resolver_for(table: dict[str, str], asked: list[str]):  # type: ignore[no-untyped-def]
+    async def resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return [table[host]]
+    return resolve
+
+
+def test_delivered_and_verified_by_the_reference_implementation() -> None:
+    with running_receiver(204) as rx:
+        allow = AllowList.parse(f"127.0.0.1:{rx.port}")
+        out = asyncio.run(deliver(rx.url, "msg_a", BODY, key=KEY, attempt=1, allow=allow))
+        assert out.final and out.attempt.delivered, out
+        assert out.attempt.status == 204 and out.attempt.duration > 0
+        (got,) = rx.received
+        assert got.headers["webhook-id"] == "msg_a"
+        assert Webhook(SECRET).verify(got.body, got.headers)["data"] == {"id": "j1"}
+
+
+def test_a_name_is_resolved_once_and_the_connection_pinned_to_that_address() -> None:
+    asked: list[str] = []
+    with running_receiver(200) as rx:
+        allow = AllowList.parse(f"hooks.test:{rx.port}, 127.0.0.1")
+        resolve = resolver_for({"hooks.test": "127.0.0.1"}, asked)
+        out = asyncio.run(deliver(f"http://hooks.test:{rx.port}/in", "msg_b", BODY, key=KEY,
+                                  attempt=1, allow=allow, resolver=resolve))
+        assert out.attempt.delivered, out
+        assert asked == ["hooks.test"]
+        assert rx.received[0].headers["host"] == f"hooks.test:{rx.port}"
+        assert rx.received[0].path == "/in"
+
+
+def test_a_listed_name_that_resolves_to_loopback_is_refused_unless_the_address_is_listed(
+) -> None:
+    with running_receiver(200) as rx:
+        allow = AllowList.parse(f"hooks.test:{rx.port}")
+        resolve = resolver_for({"hooks.test": "127.0.0.1"}, [])
+        out = asyncio.run(deliver(f"http://hooks.test:{rx.port}/", "m", BODY, key=KEY,
+                                  attempt=1, allow=allow, resolver=resolve))
+        assert out.final and not out.attempt.delivered
+        assert "not a public address" in (out.attempt.error or "")
+        assert rx.received == []
+
+
+def test_a_name_resolving_to_the_metadata_address_is_refused() -> None:
+    allow = AllowList.parse("metadata.test")
+    resolve = resolver_for({"metadata.test": "169.254.169.254"}, [])
+    out = asyncio.run(deliver("http://metadata.test/latest/meta-data/", "m", BODY, key=KEY,
+                              attempt=1, allow=allow, resolver=resolve))
+    assert out.final and out.attempt.status is None
+    assert "169.254.169.254" in (out.attempt.error or "")
+    assert "refused" in (out.attempt.error or "")
+
+
+def test_a_target_outside_the_allow_list_is_refused_before_any_connection() -> None:
+    with running_receiver(200) as rx:
+        allow = AllowList.parse("hooks.example.com")
+        out = asyncio.run(deliver(rx.url, "m", BODY, key=KEY, attempt=1, allow=allow))
+        assert out.final and not out.attempt.delivered
+        assert "GENDOC_WEBHOOK_ALLOWED_HOSTS" in (out.attempt.error or "")
+        assert rx.received == []
+
+
+def test_a_redirect_is_not_followed_and_is_final() -> None:
+    with running_receiver(200) as elsewhere, running_receiver(
+            ("redirect", elsewhere.url)) as rx:
+        allow = AllowList.parse("127.0.0.1")
+        out = asyncio.run(deliver(rx.url, "m", BODY, key=KEY, attempt=1, allow=allow))
+        assert out.final and not out.attempt.delivered
+        assert out.attempt.status == 302
+        assert "not followed" in (out.attempt.error or "")
+        assert len(rx.received) == 1 and elsewhere.received == []
+
+
+def test_a_failing_receiver_is_recorded_for_a_retry() -> None:
+    with running_receiver(503) as rx:
+        allow = AllowList.parse(f"127.0.0.1:{rx.port}")
+        out = asyncio.run(deliver(rx.url, "m", BODY, key=KEY, attempt=2, allow=allow))
+        assert not out.final and out.attempt.status == 503 and out.attempt.attempt == 2
+
+
+def test_a_large_answer_is_not_read_beyond_the_limit() -> None:
+    with running_receiver(("big", 200 * 1024 * 1024)) as rx:
+        allow = AllowList.parse(f"127.0.0.1:{rx.port}")
+        out = asyncio.run(deliver(rx.url, "m", BODY, key=KEY, attempt=1, allow=allow,
+                                  limits=Limits(max_response=1024)))
+        # 200 MiB read to the end would take seconds and be visible; the attempt
+        # stops after its first chunk and counts as delivered.
+        assert out.attempt.delivered, out
+
+
+def test_nothing_listening_is_an_error_for_a_retry() -> None:
+    with running_receiver(200) as rx:
+        port = rx.port
+    allow = AllowList.parse(f"127.0.0.1:{port}")
+    out = asyncio.run(deliver(f"http://127.0.0.1:{port}/", "m", BODY, key=KEY, attempt=1,
+                              allow=allow))
+    assert not out.final and out.attempt.status is None and out.attempt.error
