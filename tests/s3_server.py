@@ -1,45 +1,32 @@
-"""A real S3-compatible server on 127.0.0.1 for the store tests: versitygw over a directory.
+"""The S3-compatible server of the store tests (gendoc.s3server: versitygw on 127.0.0.1).
 
-`scripts/s3-server.sh` builds it once from the Go module proxy (why versitygw:
-that script's header); a build that fails, for instance because Go is missing,
-fails the tests that need it: they are never skipped.
+A build that fails, for instance because Go is missing, fails the tests that need
+it: they are never skipped.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import secrets
-import signal
-import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from gendoc.procs import free_port
-from gendoc.readiness import Abort, wait_until
+from gendoc import s3server
+from gendoc.readiness import wait_until
+from gendoc.s3server import S3Server
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3.client import S3Client
+__all__ = ["S3Server", "versitygw_binary", "wait_until_new"]
 
 REPO = Path(__file__).resolve().parent.parent
-_buckets = itertools.count()
 
 
 def versitygw_binary() -> Path:
     """Build (or find cached) versitygw; a failure fails the calling test loudly."""
-    done = subprocess.run(["bash", str(REPO / "scripts" / "s3-server.sh")],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"scripts/s3-server.sh failed ({done.returncode}):\n{done.stderr[-3000:]}",
-                    pytrace=False)
-    return Path(done.stdout.strip().splitlines()[-1])
+    try:
+        return s3server.versitygw_binary(REPO)
+    except s3server.BuildFailed as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def wait_until_new(read_is_new: Callable[[], bool], since: float, bound: float,
@@ -59,90 +46,3 @@ def wait_until_new(read_is_new: Callable[[], bool], since: float, bound: float,
 
     wait_until(check, bound + 30, interval=0.02, what=what)
     assert late == [], f"reads that began {late} s after the change still saw the old state"
-
-
-@dataclass
-class S3Server:
-    """One versitygw process; `stop` and `start` again keep its port and its data."""
-
-    binary: Path
-    root: Path
-    port: int = field(default_factory=free_port)
-    access_key: str = "gendoc-test"
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(16))
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> S3Server:
-        data = self.root / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        log = (self.root / "versitygw.log").open("ab")
-        try:
-            # The secret goes through the environment, not argv (ps shows argv).
-            self.proc = subprocess.Popen(
-                [str(self.binary), "--port", f"127.0.0.1:{self.port}", "posix", str(data)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "ROOT_ACCESS_KEY": self.access_key,
-                     "ROOT_SECRET_KEY": self.secret_key},
-            )
-        finally:
-            log.close()
-        client = self.client()
-
-        def answers() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise Abort(f"versitygw exited with {self.proc.returncode}:\n{self.logs()}")
-            client.list_buckets()
-            return True
-
-        wait_until(answers, 30, what=f"versitygw on {self.endpoint}")
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot handle SIGTERM
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def freeze(self, frozen: bool = True) -> None:
-        """SIGSTOP (a store that hangs: connections open, nothing answers) or SIGCONT."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
-
-    def logs(self) -> str:
-        return (self.root / "versitygw.log").read_text(errors="replace")[-3000:]
-
-    def client(self, timeout: float = 5.0) -> S3Client:
-        return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                          connect_timeout=timeout, read_timeout=timeout,
-                          retries={"max_attempts": 2, "mode": "standard"}),
-        )
-
-    def new_bucket(self) -> str:
-        """A bucket of its own for one test (names are DNS-style: lower case, digits, '-')."""
-        name = f"gendoc-{os.getpid()}-{next(_buckets)}"
-        self.client().create_bucket(Bucket=name)
-        return name
-
-    def service_env(self, bucket: str, prefix: str = "fleet", ttl: float = 1.0) -> dict[str, str]:
-        """What a service needs in its environment to keep its templates here."""
-        return {
-            "GENDOC_STORE_URL": f"s3://{bucket}/{prefix}",
-            "GENDOC_S3_ENDPOINT_URL": self.endpoint,
-            "GENDOC_S3_ACCESS_KEY_ID": self.access_key,
-            "GENDOC_S3_SECRET_ACCESS_KEY": self.secret_key,
-            "GENDOC_S3_PATH_STYLE": "true",
-            "GENDOC_STORE_CURRENT_TTL": str(ttl),
-            "GENDOC_STORE_TIMEOUT": "2",
-        }

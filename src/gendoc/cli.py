@@ -30,6 +30,11 @@ def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
+_STORE_URL_HELP = ("s3://BUCKET/PREFIX: keep templates in S3-compatible object storage "
+                   "(endpoint, region and credentials from GENDOC_S3_*; docs/store.md); "
+                   "default: the directory")
+
+
 # -- gendoc serve ------------------------------------------------------------
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -39,8 +44,8 @@ def _serve(args: argparse.Namespace) -> int:
     from gendoc import logs
 
     settings = ServiceSettings(**_overrides(
-        args, ["host", "port", "store_dir", "converter_url", "concurrency", "queue_capacity",
-               "shutdown_timeout", "log_level"]
+        args, ["host", "port", "store_dir", "store_url", "converter_url", "concurrency",
+               "queue_capacity", "shutdown_timeout", "log_level"]
     ))
     logs.configure(settings.log_level, settings.log_format)
     # On SIGTERM uvicorn stops accepting, lets open requests finish for this long
@@ -95,7 +100,8 @@ def _up(args: argparse.Namespace) -> int:
         ))
         running.append(spawn_gendoc(
             ["serve", "--port", str(args.port), "--converter-url", converter_url,
-             *(["--store-dir", str(args.store_dir)] if args.store_dir else [])],
+             *(["--store-dir", str(args.store_dir)] if args.store_dir else []),
+             *(["--store-url", args.store_url] if args.store_url else [])],
             args.port, "/readyz", timeout=args.start_timeout, new_session=False,
         ))
         print(f"gendoc up: service http://127.0.0.1:{args.port}, converter {converter_url} "
@@ -183,6 +189,7 @@ def _add_component_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--store-dir", type=Path, help="template store directory")
+    p.add_argument("--store-url", help=_STORE_URL_HELP)
     p.add_argument("--converter-url", help="Gotenberg-compatible converter; '' disables PDF")
     p.add_argument("--concurrency", type=int, help="render requests served at once")
     p.add_argument("--queue-capacity", type=int, help="requests that may wait before 429")
@@ -217,6 +224,7 @@ def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--converter-port", type=int, default=3000)
     p.add_argument("--store-dir", type=Path)
+    p.add_argument("--store-url", help=_STORE_URL_HELP)
     p.add_argument("--start-timeout", type=float, default=120.0)
     p.add_argument("--ready-file", help="write this file once both are ready (for scripts)")
     p.set_defaults(func=_up)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gendoc.bench import report
+from gendoc.bench import report, stack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -114,3 +114,13 @@ def test_a_long_failure_keeps_its_last_words() -> None:
                                       + "[FATAL] the cause"]}
     text = report.stack_section(result)
     assert text.rstrip().endswith("[FATAL] the cause")
+
+
+def test_the_s3_store_is_compared_with_the_directory_in_the_same_run() -> None:
+    rows = [_row("gendoc-docx", [5000, 5100, 5200]), _row("gendoc-docx-s3", [4900, 4950, 5000])]
+    ratio = stack.store_ratio(rows)
+    assert ratio == round(4950 / 5100, 3)
+    assert stack.store_ratio(rows[:1]) is None  # a run without the S3 mode says nothing
+    text = report.stack_section(_stack() | {"store_ratio": ratio})
+    assert f"(`gendoc-docx-s3` over `gendoc-docx`, a hot template): **{ratio:.3f}**" in text
+    assert "gendoc-docx-s3" not in report.stack_section(_stack())

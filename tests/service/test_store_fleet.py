@@ -33,8 +33,11 @@ def fleet(s3: S3Server, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerP
     for pod in ("one", "two"):
         (tmp_path / pod).mkdir()
     one = start_service(tmp_path / "one", env=env)
+    # The second replica names its bucket with the flag (`gendoc serve --store-url`),
+    # the rest of the S3 settings from the environment, as a pod would.
+    url = env.pop("GENDOC_STORE_URL")
     try:
-        two = start_service(tmp_path / "two", env=env)
+        two = start_service(tmp_path / "two", "--store-url", url, env=env)
     except BaseException:
         one.stop()
         raise

@@ -11,6 +11,8 @@ Modes (--modes, run in turn, every round):
   gendoc                the full local stack over HTTP: render + convert, PDF out; also an
                         open model at --rates and at twice its capacity (--no-overload: not)
   gendoc-docx           the full stack, DOCX out
+  gendoc-docx-s3        the same with the templates in S3-compatible object storage (versitygw
+                        on 127.0.0.1, built once by scripts/s3-server.sh): the S3 store's cost
 Document size (--sizes): the one-page invoice, a 12-page contract and a 60-page report with a
 1,000-row table, converted by each of --size-peers (`converter`: our sidecar over HTTP).
 Every request goes to 127.0.0.1. `gendoc bench report` writes the README's tables and the
@@ -29,7 +31,7 @@ from typing import Any
 from . import report, stack
 
 DEFAULT_MODES = "cold,single,gotenberg-1,gotenberg-1-norestart,gotenberg-cores," \
-    "gotenberg-cores-norestart,gendoc,gendoc-docx"
+    "gotenberg-cores-norestart,gendoc,gendoc-docx,gendoc-docx-s3"
 
 
 def build_parser() -> argparse.ArgumentParser:

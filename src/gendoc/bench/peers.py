@@ -17,13 +17,14 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from gendoc import s3server
 from gendoc.procs import GendocProcess, free_port, spawn_gendoc
 from gendoc.readiness import Abort, wait_until
 
@@ -41,6 +42,8 @@ class Target:
     urls: list[str]
     processes: list[GendocProcess]
     description: str
+    # What else the target needs stopped after its processes (the S3 server of a stack).
+    after_stop: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def pids(self) -> list[int]:
@@ -49,6 +52,8 @@ class Target:
     def stop(self) -> None:
         for process in reversed(self.processes):  # the service before its converter
             process.stop()
+        for stop in self.after_stop:
+            stop()
 
 
 @contextmanager
@@ -76,20 +81,39 @@ def converter(workdir: Path, pool_size: int) -> Target:
     return Target([process.url], [process], f"gendoc converter, pool of {pool_size}")
 
 
-def stack(workdir: Path, pool_size: int) -> Target:
+def stack(workdir: Path, pool_size: int, env: dict[str, str] | None = None) -> Target:
     conv = start_converter(workdir, pool_size)
     try:
         port = free_port()
         service = spawn_gendoc(
             ["serve", "--port", str(port), "--converter-url", conv.url,
              "--store-dir", str(workdir / f"store-{port}"), "--log-level", "warning"],
-            port, "/readyz", log=workdir / f"service-{port}.log", timeout=120,
+            port, "/readyz", log=workdir / f"service-{port}.log", timeout=120, env=env,
         )
     except BaseException:
         conv.stop()
         raise
     return Target([service.url], [conv, service],
                   f"gendoc service + converter (pool of {pool_size})")
+
+
+def s3_stack(workdir: Path, pool_size: int) -> Target:
+    """The stack with its templates in S3-compatible object storage: versitygw on
+    127.0.0.1 (scripts/s3-server.sh builds it once), a bucket of its own."""
+    server = s3server.S3Server(s3server.versitygw_binary(REPO), workdir / "s3").start()
+    try:
+        bucket = server.new_bucket()
+        # The service's default cache TTL of "current" (GENDOC_STORE_CURRENT_TTL), as a
+        # fleet runs it: a hot template is read from S3 again once per TTL.
+        env = {k: v for k, v in server.service_env(bucket).items()
+               if k != "GENDOC_STORE_CURRENT_TTL"}
+        target = stack(workdir, pool_size, env)
+    except BaseException:
+        server.stop()
+        raise
+    target.after_stop.append(server.stop)
+    target.description += f", templates in S3 (versitygw, bucket {bucket})"
+    return target
 
 
 # -- Gotenberg ------------------------------------------------------------------------

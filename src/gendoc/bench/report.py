@@ -97,7 +97,7 @@ def stack_section(result: dict[str, Any]) -> str:
         f"**The whole stack and its peers**, {result['date']}, {result['cores']} cores "
         f"({result['cpu']}) — `{result.get('command', 'gendoc bench')}`, {_rounds(s['rounds'])} "
         f"of {s['duration']:g} s per mode after {s['warmup']:g} s of the same load as "
-        "warm-up; documents (PDFs, DOCX for `gendoc-docx`) per minute are the median of the "
+        "warm-up; documents (PDFs, DOCX for `gendoc-docx*`) per minute are the median of the "
         "rounds (lowest\N{EN DASH}highest in brackets), "
         "latencies are pooled; the last column is the load generator's own share of the "
         "machine's CPU:",
@@ -124,6 +124,10 @@ def stack_section(result: dict[str, Any]) -> str:
         for name, value in ratios.items():
             base = name.split("/", 1)[1]
             lines.append(f"- / `{base}` ({descriptions.get(base, base)}): **{value:.2f}**")
+    if result.get("store_ratio"):
+        lines += ["", "Templates in S3-compatible object storage against the directory store "
+                  f"(`gendoc-docx-s3` over `gendoc-docx`, a hot template): "
+                  f"**{result['store_ratio']:.3f}**"]
     if result.get("failures"):
         lines += ["", "Runs that failed (their rounds are missing above):", ""]
         lines += [f"- {_md(failure)}" for failure in result["failures"]]

@@ -127,12 +127,24 @@ class Bench:
         with peers.running(peers.stack(self.workdir, self.s.pool_size)) as target:
             self.descriptions["gendoc"] = target.description + ", render + convert, PDF out"
             self.descriptions["gendoc-docx"] = target.description + ", render only, DOCX out"
-            httpx.put(f"{target.urls[0]}/v1/templates/invoice",
-                      content=self.docs["invoice"].template,
-                      headers={"content-type": DOCX}).raise_for_status()
+            self._upload_invoice(target)
             for mode, fmt in (("gendoc", "pdf"), ("gendoc-docx", "docx")):
                 if mode in self.s.modes:
                     self._gendoc_format(target, mode, fmt)
+
+    def gendoc_s3(self) -> None:
+        """DOCX out of a hot template kept in S3, to compare with `gendoc-docx` (the
+        directory store): rendering is where the store is read, conversion never is."""
+        with peers.running(peers.s3_stack(self.workdir, self.s.pool_size)) as target:
+            self.descriptions["gendoc-docx-s3"] = target.description + \
+                ", render only, DOCX out"
+            self._upload_invoice(target)
+            self._gendoc_format(target, "gendoc-docx-s3", "docx")
+
+    def _upload_invoice(self, target: peers.Target) -> None:
+        httpx.put(f"{target.urls[0]}/v1/templates/invoice",
+                  content=self.docs["invoice"].template,
+                  headers={"content-type": DOCX}).raise_for_status()
 
     def _gendoc_format(self, target: peers.Target, mode: str, fmt: str) -> None:
         request = {"method": "POST", "url": "/v1/render",
@@ -187,6 +199,8 @@ class Bench:
             return lambda: self.gotenberg(mode)
         if mode == "gendoc" or (mode == "gendoc-docx" and "gendoc" not in self.s.modes):
             return self.gendoc
+        if mode == "gendoc-docx-s3":
+            return self.gendoc_s3
         return lambda: None  # gendoc-docx runs with gendoc
 
     def _guarded(self, what: str, round_: int, step: Callable[[], None]) -> None:
@@ -224,6 +238,7 @@ class Bench:
             "rows": rows,
             "sizes": sizes,
             "ratios": ratios(rows),
+            "store_ratio": store_ratio(rows),
             "failures": self.failures,
         }
 
@@ -265,6 +280,13 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
         if (b := closed_rate(rows, base)) and gendoc:
             out[f"gendoc/{base}"] = round(gendoc / b, 2)
     return out
+
+
+def store_ratio(rows: list[dict[str, Any]]) -> float | None:
+    """DOCX/min with templates in S3 over the same with the directory store (issue: within
+    5 %), or None when the run had not both."""
+    directory, s3 = closed_rate(rows, "gendoc-docx"), closed_rate(rows, "gendoc-docx-s3")
+    return round(s3 / directory, 3) if directory and s3 else None
 
 
 def run(settings: Settings) -> dict[str, Any]:
