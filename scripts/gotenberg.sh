@@ -26,14 +26,13 @@ PDFCPU_VERSION="v0.12.0"
 UNOCONV_VERSION="0.9.0"
 UNOCONV_SHA256="308ebfd98e67d898834876348b27caf41470cd853fbe2681cc7dacd8fd5e6031"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DIR="${GENDOC_CACHE:-$HOME/.cache/gendoc}/gotenberg/$VERSION"
+. "$ROOT/scripts/lib/cache.sh"
+DIR="$GENDOC_CACHE/gotenberg/$VERSION"
 LAUNCHER="$DIR/gotenberg"
 
 log() { echo "gotenberg.sh: $*" >&2; }
 
-mkdir -p "$DIR"
-exec 9>"$DIR/.lock"
-flock 9
+cache_lock "$DIR" gotenberg.sh
 
 # -- Debian packages (dpkg first; apt-get update only when something is missing)
 need=(qpdf libimage-exiftool-perl pdftk-java python3-uno libreoffice-writer-nogui)
@@ -80,7 +79,7 @@ if [ -x "$LAUNCHER" ] && [ -f "$DIR/.complete" ]; then
   exit 0
 fi
 
-command -v go >/dev/null || { log "needs the go command (Go >= 1.26.2)"; exit 1; }
+need_go "building Gotenberg (the peer tests and the bench)"
 mkdir -p "$DIR/bin" "$DIR/versions"
 started=$SECONDS
 

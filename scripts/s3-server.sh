@@ -19,8 +19,9 @@
 # A missing Go fails loudly (exit 1): the store tests must not be skipped.
 set -euo pipefail
 
+. "$(dirname "$0")/lib/cache.sh"
 VERSION="${VERSITYGW_VERSION:-v1.8.0}"
-DIR="${GENDOC_CACHE:-$HOME/.cache/gendoc}/s3/$VERSION"
+DIR="$GENDOC_CACHE/s3/$VERSION"
 BIN="$DIR/bin/versitygw"
 
 log() { printf 's3-server: %s\n' "$*" >&2; }
@@ -32,18 +33,9 @@ if have; then
   exit 0
 fi
 
-command -v go >/dev/null || {
-  log "go is not installed: the S3 store tests need Go >= 1.26 on PATH to build versitygw"
-  exit 1
-}
+need_go "building versitygw (the S3 store tests)"
 mkdir -p "$DIR/bin"
-
-# One builder at a time (parallel test sessions may all call this script).
-exec 9>"$DIR/.lock"
-if ! flock -n 9; then
-  log "another s3-server.sh is building into $DIR; waiting for it"
-  flock 9
-fi
+cache_lock "$DIR" s3-server.sh
 if have; then echo "$BIN"; exit 0; fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gendoc-s3-server.XXXXXX")"
