@@ -60,14 +60,23 @@ _STORE_RETRY = 5.0
 
 
 @dataclass(frozen=True)
-class Version:
+class Listed:
+    """A version as a listing names it (the S3 store's manifest keeps these)."""
+
     id: str
     size: int
     created: str  # RFC 3339, UTC
+
+
+@dataclass(frozen=True)
+class Version(Listed):
     variables: dict[str, Any]
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
+
+    def listed(self) -> Listed:
+        return Listed(self.id, self.size, self.created)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .cache import ByteLRU
 from .errors import StoreUnavailable, TemplateNotFound, VersionNotFound, retry_after
 from .store import (
+    Listed,
     StoreHealth,
     Version,
     check_version_id,
@@ -73,29 +74,20 @@ _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One version as the manifest lists it."""
-
-    id: str
-    size: int
-    created: str
-
-
-@dataclass(frozen=True)
 class Manifest:
     current: str | None  # None: a tombstone (the template was deleted)
-    versions: tuple[Entry, ...] = ()  # oldest first
+    versions: tuple[Listed, ...] = ()  # oldest first
 
     @classmethod
     def parse(cls, raw: bytes) -> Manifest:
         doc = json.loads(raw)
-        return cls(doc["current"], tuple(Entry(**v) for v in doc["versions"]))
+        return cls(doc["current"], tuple(Listed(**v) for v in doc["versions"]))
 
     def dump(self) -> bytes:
         return json.dumps({"current": self.current,
                            "versions": [vars(v) for v in self.versions]}).encode()
 
-    def find(self, vid: str) -> Entry | None:
+    def find(self, vid: str) -> Listed | None:
         return next((v for v in self.versions if v.id == vid), None)
 
 
@@ -322,7 +314,7 @@ class S3Store:
             versions = manifest.versions if manifest is not None else ()
             if next((v for v in versions if v.id == vid), None) is None:
                 added = True
-                versions += (Entry(vid, version.size, version.created),)
+                versions += (version.listed(),)
             else:
                 added = False
             return Manifest(vid, versions)
