@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from gendoc.bench import output
 from gendoc.bench.load import own_cpu_seconds
 
 from . import profile
@@ -250,13 +251,11 @@ def _direct(mode: str, document: bytes, instances: int, args: argparse.Namespace
 
 
 def _table(results: list[Result]) -> str:
-    lines = [f"{'mode':<8}{'inst':>5}{'conc':>6}{'ok':>7}{'errors':>8}{'conv/min':>10}"
-             f"{'p50 ms':>9}{'p95 ms':>9}"]
-    for r in results:
-        lines.append(f"{r.mode:<8}{r.instances:>5}{r.concurrency:>6}{r.ok:>7}"
-                     f"{sum(r.errors.values()):>8}{r.per_minute:>10.0f}"
-                     f"{r.percentile(0.5) * 1000:>9.0f}{r.percentile(0.95) * 1000:>9.0f}")
-    return "\n".join(lines)
+    return output.table(
+        [("mode", "<8"), ("inst", ">4"), ("conc", ">5"), ("ok", ">6"), ("errors", ">7"),
+         ("conv/min", ">9.0f"), ("p50 ms", ">8.0f"), ("p95 ms", ">8.0f")],
+        [(r.mode, r.instances, r.concurrency, r.ok, sum(r.errors.values()), r.per_minute,
+          r.percentile(0.5) * 1000, r.percentile(0.95) * 1000) for r in results])
 
 
 def ratios(results: list[Result]) -> dict[str, float]:
@@ -285,13 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=3,
                         help="repeat the modes in turn this many times (each run --seconds); "
                         "the rate reported is the median of the rounds")
-    parser.add_argument("--quick", action="store_true",
-                        help="a short check that everything runs (3 s runs, 1 warm-up "
-                        "conversion); its figures mean nothing")
+    output.add_output_arguments(parser, "3 s runs, 1 warm-up conversion")
     parser.add_argument("--modes", default="raw,single,http",
                         help="comma-separated, run in this order: raw, single, http "
                         "(default) and threads, procs (how to drive N instances)")
-    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     return parser
 
 

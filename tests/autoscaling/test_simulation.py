@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import pytest
 from gendoc_operator.scaling import FleetMetrics, History, Policy, Target, desired_replicas
 
+from gendoc.bench import output
+
 DT = 15.0  # seconds per period (the spec's default)
 SERVERS = 2  # converter.poolSize: LibreOffice instances per pod (CRD default)
 SLOTS = 4  # service.concurrency (CRD default: twice the pool)
@@ -165,12 +167,11 @@ def simulate(curve: list[float]) -> list[Step]:
 
 
 def table(steps: list[Step]) -> str:
-    lines = [f"{'t':>4} {'rpm':>6} {'ready':>5} {'desired':>7} {'fewest':>6} {'p95 s':>7} "
-             f"{'queue':>6}  reason"]
-    for s in steps:
-        lines.append(f"{s.period:>4} {s.rpm:>6.0f} {s.ready:>5} {s.desired:>7} "
-                     f"{fewest(s.rpm):>6} {s.p95:>7.2f} {s.queue:>6.0f}  {s.reason[:80]}")
-    return "\n".join(lines)
+    return output.table(
+        [("t", ">4"), ("rpm", ">6.0f"), ("ready", ">5"), ("desired", ">7"), ("fewest", ">6"),
+         ("p95 s", ">7.2f"), ("queue", ">6.0f"), (" reason", "")],
+        [(s.period, s.rpm, s.ready, s.desired, fewest(s.rpm), s.p95, s.queue,
+          " " + s.reason[:80]) for s in steps])
 
 
 def segments(curve: list[float]) -> list[tuple[int, int]]:

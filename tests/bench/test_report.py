@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gendoc.bench import report, stack
+from gendoc.bench import output, report, stack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,3 +124,11 @@ def test_the_s3_store_is_compared_with_the_directory_in_the_same_run() -> None:
     text = report.stack_section(_stack() | {"store_ratio": ratio})
     assert f"(`gendoc-docx-s3` over `gendoc-docx`, a hot template): **{ratio:.3f}**" in text
     assert "gendoc-docx-s3" not in report.stack_section(_stack())
+
+
+def test_a_text_table_aligns_headers_with_their_columns() -> None:
+    text = output.table([("mode", "<6"), ("per min", ">8.0f"), ("p95 s", ">6.2f")],
+                        [("http", 1359.6, 0.1234), ("single", 766.0, 0.5)])
+    assert text.splitlines() == ["mode    per min  p95 s",
+                                 "http       1360   0.12",
+                                 "single      766   0.50"]

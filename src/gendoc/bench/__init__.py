@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import report, stack
+from . import output, report, stack
 
 DEFAULT_MODES = "cold,single,gotenberg-1,gotenberg-1-norestart,gotenberg-cores," \
     "gotenberg-cores-norestart,gendoc,gendoc-docx,gendoc-docx-s3"
@@ -64,10 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Gotenberg's unoconverter: its own (the default when scripts/gotenberg.sh "
                    "installed it) or PyPI's unoconv standing in (docs/gotenberg.md); a mode's "
                    "-unoconverter/-unoconv suffix overrides it")
-    p.add_argument("--quick", action="store_true",
-                   help="a short check that everything runs: 1 s warm-up, 3 s runs, 3 rounds; "
-                   "its figures mean nothing")
-    p.add_argument("--json", type=Path, help="write the results here")
+    output.add_output_arguments(p, "1 s warm-up, 3 s runs, 3 rounds")
     return p
 
 
