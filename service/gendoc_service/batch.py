@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gendoc.deadline import Deadline
 
-from . import pipeline
+from . import includes, pipeline
 from .admission import deadline_for
 from .converter_client import ConverterClient
 from .errors import InvalidRequest
@@ -84,6 +84,8 @@ async def render_batch(request: Request) -> Response:
     converter = pipeline.converter_for(services, body.format)
     limit_headers = charge(services.limiter, services.metrics, request, cost=len(body.items))
     vid, template = await to_thread.run_sync(services.store.get, body.template, body.version)
+    options = await includes.with_includes(services, body.template, template,
+                                           body.options(services.settings))
     stem = safe_filename(body.filename or body.template, "x").rsplit(".", 1)[0]
     names = [f"{stem}-{i + 1:04d}" for i in range(len(body.items))]
     headers = {"X-Template-Version": vid, **limit_headers}
@@ -92,8 +94,7 @@ async def render_batch(request: Request) -> Response:
     stack = AsyncExitStack()
     await stack.enter_async_context(services.admission.slot(deadline))
     try:
-        documents = await pipeline.render_many(services, template, body.items,
-                                               body.options(services.settings), deadline)
+        documents = await pipeline.render_many(services, template, body.items, options, deadline)
         named = list(zip(names, documents, strict=True))
         if converter is not None and body.merge:
             pdf = await converter.convert([(f"{n}.docx", d) for n, d in named],

@@ -161,6 +161,10 @@ class TemplateRenderProblem(Problem):
     status, slug, title = 422, "template-render-error", "Template could not be rendered"
 
 
+class TemplateIncludeProblem(Problem):
+    status, slug, title = 422, "template-include-error", "A sub-template cannot be included"
+
+
 class InvalidFormatValue(Problem):
     status, slug, title = 422, "invalid-format-value", "A locale filter cannot format a value"
 

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from . import docxpkg, formatting
+from . import docxpkg, formatting, includes
 from .errors import (
     BadRequest,
     InvalidJson,
@@ -127,8 +127,10 @@ async def _job_from_json(request: Request, services: Services) -> RenderJob:
     raw = await read_body(request, services.settings.max_data_bytes + 4096, "request body")
     body = validated(RenderRequest, parse_json(raw, "request body"))
     vid, docx = await to_thread.run_sync(services.store.get, body.template, body.version)
-    return RenderJob(body.template, vid, docx, body.data, body.format,
-                     body.options(services.settings), body.filename or body.template)
+    options = await includes.with_includes(services, body.template, docx,
+                                           body.options(services.settings))
+    return RenderJob(body.template, vid, docx, body.data, body.format, options,
+                     body.filename or body.template)
 
 
 _FORM_FIELDS = ("format", "strict", "filename", "locale", "timezone")
@@ -151,8 +153,9 @@ async def _job_from_form(request: Request, services: Services) -> RenderJob:
                                      **fields})
     await to_thread.run_sync(docxpkg.inspect, docx, services.package_limits)
     stem = name.rsplit(".", 1)[0]
-    return RenderJob(stem, None, docx, body.data, body.format, body.options(settings),
-                     body.filename or stem)
+    # Not stored itself, the upload includes stored templates like any other.
+    options = await includes.with_includes(services, None, docx, body.options(settings))
+    return RenderJob(stem, None, docx, body.data, body.format, options, body.filename or stem)
 
 
 async def _template_part(upload: UploadFile, settings: ServiceSettings) -> bytes:

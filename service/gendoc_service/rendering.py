@@ -11,6 +11,7 @@ import hashlib
 import io
 import re
 import zipfile
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import docx.opc.phys_pkg
 import jinja2
 from docxtpl import DocxTemplate
+from docxtpl.subdoc import Subdoc
 from jinja2 import ChainableUndefined, TemplateSyntaxError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
@@ -29,6 +31,7 @@ from .cache import ByteLRU
 from .errors import (
     InvalidDocx,
     Problem,
+    TemplateIncludeProblem,
     TemplateRenderProblem,
     TemplateSecurityProblem,
     TemplateSyntaxProblem,
@@ -139,6 +142,7 @@ class _Environment(SandboxedEnvironment):
         super().__init__(autoescape=True, **options)
         self._compiled = compiled
         self.filters.update(formatting.FILTERS)
+        self.globals[variables_mod.INCLUDE] = _include
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         # Jinja's sandbox answers an unsafe attribute with an Undefined that
@@ -203,6 +207,10 @@ class RenderOptions:
     strict: bool = False  # missing variables are a 422 listing them, not empty text
     locale: str = "en_US"  # Babel identifier, checked where the request is read
     timezone: str = "UTC"  # IANA name, checked where the request is read
+    # The sub-templates include('NAME') may insert, by the reference the templates
+    # wrote ('NAME' or 'NAME@VERSION'): read from the store before the render
+    # (includes.py), so that rendering stays free of I/O.
+    includes: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def formatter(self) -> formatting.Formatter:
@@ -215,6 +223,62 @@ class TemplateInfo:
 
     variables: dict[str, Any]
     parts: list[str] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What a template reads, found from its syntax alone (cached by content hash)."""
+
+    paths: tuple[variables_mod.Path, ...]  # every data path, in the order first seen
+    required: tuple[variables_mod.Path, ...]  # those the template does not guard itself
+    includes: tuple[str | None, ...]  # include() references; None: not a quoted name
+    parts: tuple[str, ...]
+
+    def size(self) -> int:
+        paths = (*self.paths, *self.required, *self.parts, *self.includes)
+        return sum(64 + 16 * len(p or ()) for p in paths)
+
+
+@dataclass(frozen=True)
+class _Including:
+    """The document being rendered, for include() called from its template."""
+
+    renderer: Renderer
+    tpl: _Template  # the sub-document is attached to this one (styles, numbering, media)
+    data: dict[str, Any]  # as the request sent it: rich values are built per document
+    options: RenderOptions
+    chain: tuple[str, ...]  # the sub-templates from the outermost to this document
+
+
+_including: ContextVar[_Including | None] = ContextVar("gendoc_including", default=None)
+
+
+def _include(reference: Any) -> Subdoc:
+    """include('NAME'): the sub-template rendered with the same data, as a sub-document."""
+    state = _including.get()
+    if state is None:
+        raise TemplateIncludeProblem("include() is only available while rendering.", chain=[])
+    chain = [*state.chain, str(reference)]
+    docx = state.options.includes.get(reference) if isinstance(reference, str) else None
+    if docx is None:
+        raise TemplateIncludeProblem(
+            f"The sub-template {reference!r} was not read before the render "
+            "(write its name as a quoted string: include('NAME')).", chain=chain)
+    names = [ref.split("@", 1)[0] for ref in chain]
+    if names[-1] in names[:-1]:  # the store walk refuses cycles first; never recurse forever
+        raise TemplateIncludeProblem(f"Sub-templates include each other: {' -> '.join(chain)}.",
+                                     chain=chain)
+    try:
+        rendered = state.renderer.document(docx, state.data, state.options, tuple(chain))
+    except Problem as problem:
+        if "include" not in problem.extensions:
+            problem.extensions["include"] = chain
+            problem.detail = f"In sub-template {reference!r}: {problem.detail}"
+        raise
+    # docxtpl's Subdoc merges the rendered sub-document's styles, numbering, images
+    # and footnotes into the document being rendered (docxcompose).
+    return Subdoc(state.tpl, io.BytesIO(rendered))
 
 
 def _part_kind(partname: str) -> str:
@@ -256,22 +320,36 @@ class Renderer:
         self._compiled: ByteLRU[jinja2.Template] = ByteLRU(cache_bytes, size_of=lambda _: 0)
         self._lenient = _Environment(self._compiled, undefined=ChainableUndefined)
         self._strict = _Environment(self._compiled, undefined=_RecordingUndefined)
-        # Strict mode's analysis of each template (the paths it needs), by content hash.
-        self._analysed: ByteLRU[tuple[variables_mod.Path, ...]] = ByteLRU(
+        # Each template's analysis (paths, sub-templates), by content hash.
+        self._analysed: ByteLRU[Analysis] = ByteLRU(
             max(cache_bytes // 16, 1 << 20), size_of=lambda _: 0)
 
     # -- inspection -------------------------------------------------------
     def inspect(self, docx: bytes) -> TemplateInfo:
         """Compile every part (raising TemplateSyntaxProblem) and list the variables."""
-        tpl = _Template(io.BytesIO(docx))
-        try:
-            tpl.init_docx()
-        except Exception as exc:  # python-docx raises many kinds on broken packages
-            raise InvalidDocx(f"The package is not a readable Word document: {exc}.") from None
-        reads = self._reads(tpl)
-        paths = [path for _, read in reads for path in read.paths]
-        return TemplateInfo(variables=variables_mod.as_tree(paths),
-                            parts=[partname for partname, _ in reads])
+        found = self.analyse(docx)
+        return TemplateInfo(variables=variables_mod.as_tree(found.paths), parts=list(found.parts),
+                            includes=[ref for ref in found.includes if ref is not None])
+
+    def analyse(self, docx: bytes) -> Analysis:
+        """What the template reads and includes (TemplateSyntaxProblem, InvalidDocx); cached."""
+        key = hashlib.sha256(docx).digest()
+        found = self._analysed.get(key)
+        if found is None:
+            tpl = _Template(io.BytesIO(docx))
+            try:
+                tpl.init_docx()
+            except Exception as exc:  # python-docx raises many kinds on broken packages
+                raise InvalidDocx(
+                    f"The package is not a readable Word document: {exc}.") from None
+            reads = self._reads(tpl)
+            found = Analysis(
+                paths=tuple(dict.fromkeys(p for _, read in reads for p in read.paths)),
+                required=tuple(dict.fromkeys(p for _, read in reads for p in read.required())),
+                includes=tuple(dict.fromkeys(r for _, read in reads for r in read.includes)),
+                parts=tuple(partname for partname, _ in reads))
+            self._analysed.put(key, found, size=found.size())
+        return found
 
     def _reads(self, tpl: _Template) -> list[tuple[str, variables_mod.Reads]]:
         """What each part reads (partname, paths), compiling it (TemplateSyntaxProblem)."""
@@ -284,34 +362,42 @@ class Renderer:
             reads.append((partname, variables_mod.collect(tree, self._lenient.globals)))
         return reads
 
-    def _required(self, docx: bytes, tpl: _Template) -> tuple[variables_mod.Path, ...]:
-        """The paths the template reads without guarding them, in every part (cached)."""
-        key = ("required", hashlib.sha256(docx).digest())
-        required = self._analysed.get(key)
-        if required is None:
-            tpl.init_docx()
-            paths = [p for _, read in self._reads(tpl) for p in read.required()]
-            required = tuple(dict.fromkeys(paths))
-            self._analysed.put(key, required, size=sum(64 + 16 * len(p) for p in required))
-        return required
+    def _required(self, docx: bytes, options: RenderOptions) -> list[variables_mod.Path]:
+        """The paths the template and its sub-templates read without guarding them."""
+        documents = [docx, *options.includes.values()]
+        return [path for document in documents for path in self.analyse(document).required]
 
     # -- rendering --------------------------------------------------------
     def render(self, docx: bytes, data: dict[str, Any],
                options: RenderOptions = RenderOptions()) -> bytes:
         strict = options.strict
-        tpl = _Template(io.BytesIO(docx))
-        env = self._strict if strict else self._lenient
-        if strict and (absent := variables_mod.missing_in(data, self._required(docx, tpl))):
+        if strict and (absent := variables_mod.missing_in(data, self._required(docx, options))):
             raise _undefined(absent)
-        if richdata.has_markers(data):
-            tpl.init_docx()  # images and links attach to the document being rendered
-            data = richdata.materialize(tpl, data)
-        context = _track(data, "") if strict else data
         missing: list[str] = []
         token = _missing.set(missing if strict else None)
         try:
             with formatting.formatting_with(options.formatter):
-                tpl.render(context, jinja_env=env, autoescape=True)
+                document = self.document(docx, data, options, ())
+        finally:
+            _missing.reset(token)
+        if missing:
+            raise _undefined(list(dict.fromkeys(missing)))
+        return document
+
+    def document(self, docx: bytes, data: dict[str, Any], options: RenderOptions,
+                 chain: tuple[str, ...]) -> bytes:
+        """One document of a render: the template itself, or a sub-template in `chain`."""
+        strict = options.strict
+        tpl = _Template(io.BytesIO(docx))
+        env = self._strict if strict else self._lenient
+        raw = data
+        if richdata.has_markers(data):
+            tpl.init_docx()  # images and links attach to the document being rendered
+            data = richdata.materialize(tpl, data)
+        context = _track(data, "") if strict else data
+        token = _including.set(_Including(self, tpl, raw, options, chain))
+        try:
+            tpl.render(context, jinja_env=env, autoescape=True)
         except TemplateSyntaxError as exc:
             part = tpl.current_rendering_part
             partname = getattr(part, "partname", None) or str(part or "/word/document.xml")
@@ -328,9 +414,7 @@ class Renderer:
                 f"Rendering failed: {type(exc).__name__}: {exc}.", error=type(exc).__name__
             ) from None
         finally:
-            _missing.reset(token)
-        if missing:
-            raise _undefined(list(dict.fromkeys(missing)))
+            _including.reset(token)
         out = io.BytesIO()
         tpl.save(out)
         return out.getvalue()

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import docxpkg, pipeline
+from . import docxpkg, includes, pipeline
 from .admission import deadline_for
 from .batch import render_batch
 from .errors import BadRequest, UnsupportedMediaType
@@ -78,7 +78,7 @@ async def put_template(request: Request) -> Response:
     data = await read_body(request, settings.max_template_bytes, "template")
     if not data:
         raise BadRequest("The request body is empty; send the .docx bytes.")
-    info = await to_thread.run_sync(_check_template, services, data)
+    info = await to_thread.run_sync(_check_template, services, name, data)
     version, created = await to_thread.run_sync(services.store.put, name, data, info.variables)
     body = await to_thread.run_sync(services.store.describe, name)
     return JSONResponse(
@@ -88,18 +88,22 @@ async def put_template(request: Request) -> Response:
     )
 
 
-def _check_template(services: Services, data: bytes) -> TemplateInfo:
+def _check_template(services: Services, name: str, data: bytes) -> TemplateInfo:
     docxpkg.inspect(data, services.package_limits)
-    return services.inspector.inspect(data)
+    info = services.inspector.inspect(data)
+    # Its sub-templates must exist, and must not include it again (this upload
+    # becomes its current version), before it is stored.
+    includes.resolve(services.store, services.inspector.analyse, name, data,
+                     services.settings.max_include_depth)
+    return info
 
 
 async def get_template(request: Request) -> Response:
     services = Services.of(request)
     name = request.path_params["name"]
     meta = await to_thread.run_sync(services.store.describe, name)
-    if meta["variables"] is None:  # a plain file in the store: analysed when asked
-        _, data = await to_thread.run_sync(services.store.get, name, meta["latest"])
-        meta["variables"] = (await to_thread.run_sync(services.inspector.inspect, data)).variables
+    # Analysed when asked (cached by content hash): sub-templates change apart from it.
+    meta |= await to_thread.run_sync(includes.variables_of, services, name, meta["latest"])
     return JSONResponse(meta)
 
 

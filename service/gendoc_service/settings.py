@@ -99,6 +99,12 @@ class ServiceSettings(BaseSettings):
         "in when a request names none (e.g. Europe/Berlin).",
     )
 
+    max_include_depth: int = Field(
+        4, description="Deepest chain of sub-templates (include('NAME')) below a template; "
+        "beyond it 422 template-include-error. A letter including a letterhead including an "
+        "address block is 2; 4 leaves room while bounding what one render fetches and merges.",
+    )
+
     cache_bytes: int = Field(
         64 * MiB,
         description="Bound of the in-memory caches (template bytes, compiled Jinja parts), bytes.",

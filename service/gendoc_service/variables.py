@@ -24,6 +24,7 @@ from typing import Any
 from jinja2 import nodes
 
 ITEM = "[]"  # path segment: "each element of"
+INCLUDE = "include"  # the global function that inserts a sub-template: include('NAME')
 Path = tuple[str, ...]
 # What a local name stands for: a data path, or None for a value local to the template.
 Scope = dict[str, Path | None]
@@ -40,6 +41,8 @@ class _Found(dict[Path, None]):
     def __init__(self) -> None:
         super().__init__()
         self.guarded: dict[Path, None] = {}
+        # include('NAME') references; None for an argument that is not a quoted name.
+        self.includes: dict[str | None, None] = {}
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Reads:
 
     paths: tuple[Path, ...]
     guarded: tuple[Path, ...]
+    includes: tuple[str | None, ...] = ()  # include() references, None where not a literal
 
     def required(self) -> list[Path]:
         return [p for p in self.paths
@@ -58,7 +62,7 @@ def collect(tree: nodes.Template, known_globals: Iterable[str] = ()) -> Reads:
     found = _Found()
     scope: Scope = {name: None for name in known_globals}
     _walk(tree, scope, found)
-    return Reads(tuple(found), tuple(found.guarded))
+    return Reads(tuple(found), tuple(found.guarded), tuple(found.includes))
 
 
 def collect_paths(tree: nodes.Template, known_globals: Iterable[str] = ()) -> list[Path]:
@@ -207,10 +211,23 @@ def _guard(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> None:
         found.guarded.setdefault(path, None)
 
 
+def _include(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> None:
+    """Note the sub-template of `include('NAME')`; it is fetched before the render, so
+    the name must be written in the template, not computed."""
+    if not (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name)
+            and node.node.name == INCLUDE and scope.get(INCLUDE, ()) is None
+            and isinstance(found, _Found)):
+        return
+    [argument] = node.args if len(node.args) == 1 and not node.kwargs else [None]
+    name = argument.value if isinstance(argument, nodes.Const) else None
+    found.includes.setdefault(name if isinstance(name, str) else None, None)
+
+
 def _walk(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> None:
     if _use(node, scope, found):
         return
     _guard(node, scope, found)
+    _include(node, scope, found)
     if isinstance(node, nodes.For):
         source = _iterable_path(node.iter, scope, found)
         if source:
