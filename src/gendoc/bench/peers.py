@@ -241,6 +241,9 @@ def cold_call(docx: bytes, workdir: Path) -> Call:
                 [soffice, f"-env:UserInstallation=file://{tmp}/profile", "--headless",
                  "--convert-to", "pdf", "--outdir", tmp, str(source)],
                 capture_output=True, timeout=300,
+                # A temp directory of its own, as every LibreOffice here gets (its files
+                # in a shared one are deleted by a Gotenberg restarting on the same host).
+                env={**os.environ, "TMPDIR": tmp},
             )
             pdf = Path(tmp) / f"{source.stem}.pdf"
             return 200 if done.returncode == 0 and pdf.exists() else 500
