@@ -20,6 +20,7 @@ from .errors import (
     Problem,
     UnsupportedMediaType,
 )
+from .idempotency import IdempotencyMiddleware, IdempotencyPolicy
 from .metrics import ServiceMetrics
 from .middleware import (
     ApiKeyMiddleware,
@@ -66,6 +67,12 @@ def _middleware(settings: ServiceSettings, metrics: ServiceMetrics) -> list[Midd
         Middleware(ApiKeyMiddleware, keys=settings.accepted_api_keys()),
         Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
                    timeout=settings.body_timeout),
+        # Inside the key check (no anonymous caller reaches another's answers) and
+        # the body bound (it reads the body to fingerprint it).
+        Middleware(IdempotencyMiddleware, policy=IdempotencyPolicy(
+            retention=settings.idempotency_retention, lease=settings.idempotency_lease(),
+            max_bytes=settings.idempotency_max_bytes,
+        ), store_of=lambda scope: Services.in_scope(scope).idempotency),
     ]
 
 

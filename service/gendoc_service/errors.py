@@ -141,6 +141,18 @@ class StoreNotShared(Problem):
     status, slug, title = 409, "store-not-shared", "Template store is not shared by the fleet"
 
 
+class InvalidIdempotencyKey(Problem):
+    status, slug, title = 400, "invalid-idempotency-key", "Invalid Idempotency-Key"
+
+
+class IdempotencyKeyInUse(Problem):
+    status, slug, title = 409, "idempotency-key-in-use", "A request with this key is running"
+
+
+class IdempotencyKeyReused(Problem):
+    status, slug, title = 422, "idempotency-key-reused", "Idempotency-Key used for another request"
+
+
 class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 

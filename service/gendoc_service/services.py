@@ -13,11 +13,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from . import docxpkg
 from .admission import Admission
 from .backends import RenderBackend, ThreadBackend
 from .converter_client import ConverterClient
+from .idempotency import IdempotencyStore, open_idempotency
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter
 from .rendering import Renderer
@@ -39,10 +41,19 @@ class Services:
     admission: Admission
     limiter: RateLimiter | None  # None: no per-client rate limit
     package_limits: docxpkg.PackageLimits
+    idempotency: IdempotencyStore  # answers kept for Idempotency-Key retries
 
     @classmethod
     def of(cls, request: Request) -> Services:
         found = getattr(request.state, STATE_KEY, None)
+        if not isinstance(found, cls):
+            raise RuntimeError("the app was started without its lifespan")
+        return found
+
+    @classmethod
+    def in_scope(cls, scope: Scope) -> Services:
+        """The same for middleware, which has the ASGI scope rather than a request."""
+        found = scope.get("state", {}).get(STATE_KEY)
         if not isinstance(found, cls):
             raise RuntimeError("the app was started without its lifespan")
         return found
@@ -65,6 +76,7 @@ class Services:
             limiter=(RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
                      if settings.rate_limit_per_minute > 0 else None),
             package_limits=docxpkg.PackageLimits.of(settings),
+            idempotency=open_idempotency("", settings.store_dir / ".jobs"),
         )
 
     @asynccontextmanager
@@ -77,6 +89,7 @@ class Services:
             await self.backend.close()
             if self.converter is not None:
                 await self.converter.aclose()
+            self.idempotency.close()
 
 
 def _backend(settings: ServiceSettings, renderer: Renderer) -> RenderBackend:

@@ -193,6 +193,22 @@ class ServiceSettings(BaseSettings):
         "(default: request_timeout).",
     )
 
+    # Idempotency-Key on POST /v1/render, /v1/render/batch and /v1/jobs (idempotency.py).
+    idempotency_retention: float = Field(
+        24 * 3600.0, description="Seconds an answer is kept for retries with the same "
+        "Idempotency-Key (the draft's retention); a day covers a client's retries across "
+        "an outage of hours.",
+    )
+    idempotency_max_bytes: int = Field(
+        8 * MiB, description="Largest answer kept for replay, bytes. A larger one (a big "
+        "batch zip) is not kept: a retry with the same request is rendered again.",
+    )
+
+    def idempotency_lease(self) -> float:
+        """How long a claimed key stays claimed if its replica dies mid-request: the
+        longest a request may run (its deadline, its body's upload) and some slack."""
+        return self.request_timeout + self.body_timeout + 30.0
+
     def drain_seconds(self) -> float:
         """The graceful-shutdown time uvicorn gives open requests."""
         return self.request_timeout if self.shutdown_timeout is None else self.shutdown_timeout
