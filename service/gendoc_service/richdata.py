@@ -17,6 +17,8 @@ reserved keys stands for one (anything else is plain data):
       "height_mm": 15, "text": true}}
       -> a barcode image (python-barcode); EAN-13 takes 12 digits, or 13 with a
          correct check digit; without height_mm the height follows the width
+  {"$html": "<p>Safe <b>subset</b></p>"} / {"$markdown": "# Title\n\n- item"}
+      -> paragraphs, lists and tables of the document (markup.py; use {{p var }})
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from barcode.writer import ImageWriter
 from docx.shared import Mm
 from docxtpl import InlineImage, Listing, RichText
 
+from . import markup
 from .errors import InvalidRequest
 
-MARKERS = ("$image", "$richtext", "$listing", "$qrcode", "$barcode")
+MARKERS = ("$image", "$richtext", "$listing", "$qrcode", "$barcode", "$html", "$markdown")
 _RUN_KEYS = {"text", "bold", "italic", "underline", "strike", "color", "highlight", "size_pt",
              "font", "style", "superscript", "subscript", "url"}
 _URL_SCHEMES = ("http://", "https://", "mailto:")
@@ -197,5 +200,17 @@ def _listing(tpl: Any, spec: Any, path: str) -> Listing:
     return Listing(spec)
 
 
+def _html(tpl: Any, spec: Any, path: str) -> markup.Markup:
+    if not isinstance(spec, str):
+        raise _bad(path, '"$html" must be a string of HTML')
+    return markup.from_html(tpl, spec)
+
+
+def _markdown(tpl: Any, spec: Any, path: str) -> markup.Markup:
+    if not isinstance(spec, str):
+        raise _bad(path, '"$markdown" must be a string of Markdown')
+    return markup.from_markdown(tpl, spec)
+
+
 _BUILDERS = {"$image": _image, "$richtext": _richtext, "$listing": _listing,
-             "$qrcode": _qrcode, "$barcode": _barcode}
+             "$qrcode": _qrcode, "$barcode": _barcode, "$html": _html, "$markdown": _markdown}

@@ -1,0 +1,211 @@
+"""$html and $markdown: the safe subset as real Word structure, everything else gone.
+
+Each test reads the rendered package itself: paragraph styles, run properties,
+numbering definitions, hyperlink relationships and table cells.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+
+import httpx
+import pytest
+from docx import Document
+from docx.opc.constants import RELATIONSHIP_TYPE
+from docx_helpers import make_docx
+from gendoc_service.errors import InvalidRequest
+from gendoc_service.markup import sanitize
+from gendoc_service.rendering import Renderer
+from lxml import etree
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+HOSTILE = (
+    '<p onclick="steal()" style="color:red">Safe <b onmouseover="x()">text</b></p>'
+    "<script>alert('script')</script><style>p { display:none }</style>"
+    '<iframe src="https://evil.example/frame">iframe text</iframe>'
+    '<img src="https://evil.example/pixel.png" onerror="alert(1)">'
+    '<object data="https://evil.example/o"></object><svg><script>alert(2)</script></svg>'
+    '<a href="javascript:alert(3)">js link</a> <a href="https://ok.example/">ok link</a>'
+    '<form action="https://evil.example/post"><input value="in"></form><!-- comment -->'
+)
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(8 << 20)
+
+
+def _part(docx: bytes, name: str) -> etree._Element:
+    with zipfile.ZipFile(io.BytesIO(docx)) as z:
+        return etree.fromstring(z.read(name))
+
+
+def _package_text(docx: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(docx)) as z:
+        return "".join(z.read(n).decode("utf-8", "replace") for n in z.namelist()
+                       if n.endswith((".xml", ".rels")))
+
+
+def _body(docx: bytes) -> list[etree._Element]:
+    """The body's block elements (paragraphs and tables), without the section properties."""
+    return [e for e in _part(docx, "word/document.xml").find(f"{W}body")
+            if e.tag != f"{W}sectPr"]
+
+
+def _text(element: etree._Element) -> str:
+    return "".join(t.text or "" for t in element.iter(f"{W}t"))
+
+
+def _style(paragraph: etree._Element) -> str | None:
+    style = paragraph.find(f"{W}pPr/{W}pStyle")
+    return None if style is None else style.get(f"{W}val")
+
+
+def _runs(paragraph: etree._Element) -> list[tuple[str, set[str]]]:
+    """(text, run property names) of each run with text."""
+    found = []
+    for run in paragraph.iter(f"{W}r"):
+        props = run.find(f"{W}rPr")
+        names = {p.tag.removeprefix(W) for p in props} if props is not None else set()
+        if text := _text(run):
+            found.append((text, names))
+    return found
+
+
+def _list_format(docx: bytes, paragraph: etree._Element) -> tuple[int, str, str | None]:
+    """(level, the level's number format, its start override) of a list paragraph."""
+    num_pr = paragraph.find(f"{W}pPr/{W}numPr")
+    level = int(num_pr.find(f"{W}ilvl").get(f"{W}val"))
+    num_id = num_pr.find(f"{W}numId").get(f"{W}val")
+    numbering = _part(docx, "word/numbering.xml")
+    num = numbering.find(f"{W}num[@{W}numId='{num_id}']")
+    abstract_id = num.find(f"{W}abstractNumId").get(f"{W}val")
+    abstract = numbering.find(f"{W}abstractNum[@{W}abstractNumId='{abstract_id}']")
+    fmt = abstract.find(f"{W}lvl[@{W}ilvl='{level}']/{W}numFmt").get(f"{W}val")
+    start = num.find(f"{W}lvlOverride[@{W}ilvl='{level}']/{W}startOverride")
+    return level, fmt, None if start is None else start.get(f"{W}val")
+
+
+def test_sanitize_keeps_the_subset_only() -> None:
+    clean = sanitize(HOSTILE)
+    for gone in ("script", "alert", "style", "iframe", "evil", "onclick", "onmouseover",
+                 "onerror", "img", "object", "svg", "javascript", "form", "input", "comment"):
+        assert gone not in clean, gone
+    assert "<b>text</b>" in clean and 'href="https://ok.example/"' in clean
+
+
+def test_hostile_html_leaves_nothing_in_the_document(renderer: Renderer) -> None:
+    out = renderer.render(make_docx("{{p body }}"), {"body": {"$html": HOSTILE}})
+    package = _package_text(out)
+    for gone in ("alert", "steal", "evil.example", "iframe text", "display:none", "javascript"):
+        assert gone not in package, gone
+    doc = Document(io.BytesIO(out))
+    rels = doc.part.rels.values()
+    links = [r.target_ref for r in rels if r.reltype == RELATIONSHIP_TYPE.HYPERLINK]
+    assert links == ["https://ok.example/"]
+    assert not any(r.reltype == RELATIONSHIP_TYPE.IMAGE for r in doc.part.rels.values())
+    texts = [_text(b) for b in _body(out)]
+    assert texts[0] == "Safe text" and "js link ok link" in texts[1]
+
+
+def test_html_becomes_paragraphs_runs_lists_links_and_tables(client: httpx.Client) -> None:
+    name = f"html-{uuid.uuid4().hex[:8]}"
+    assert client.put(f"/v1/templates/{name}", content=make_docx("Before", "{{p notes }}",
+                                                                 "After")).status_code == 201
+    html = (
+        "<h1>Terms</h1><h2>Payment</h2>"
+        "<p>Pay <b>now</b>, <i>please</i>, <u>really</u> <s>later</s>"
+        ' <a href="https://pay.example/42">here</a><br>second line</p>'
+        "<ul><li>first<ul><li>nested <strong>deep</strong></li></ul></li><li>second</li></ul>"
+        '<ol start="3"><li>third</li><li>fourth</li></ol>'
+        "<table><thead><tr><th>Item</th><th>Price</th></tr></thead>"
+        "<tbody><tr><td>Tea</td><td>3 &amp; 4</td></tr><tr><td>Only</td></tr></tbody></table>"
+    )
+    r = client.post("/v1/render", json={"template": name, "format": "docx",
+                                        "data": {"notes": {"$html": html}}})
+    assert r.status_code == 200, r.text
+    blocks = _body(r.content)
+    assert [_text(b) for b in blocks[:3]] == ["Before", "Terms", "Payment"]
+    assert [_style(b) for b in blocks[1:3]] == ["Heading1", "Heading2"]
+
+    para = blocks[3]
+    assert _runs(para)[:8] == [("Pay ", set()), ("now", {"b"}), (", ", set()), ("please", {"i"}),
+                               (", ", set()), ("really", {"u"}), (" ", set()),
+                               ("later", {"strike"})]
+    [link] = para.findall(f"{W}hyperlink")
+    assert _text(link) == "here"
+    rel = Document(io.BytesIO(r.content)).part.rels[link.get(R_ID)]
+    assert rel.is_external and rel.target_ref == "https://pay.example/42"
+    assert para.find(f".//{W}br") is not None and _text(para).endswith("second line")
+
+    items = blocks[4:8]
+    assert [_text(p) for p in items] == ["first", "nested deep", "second", "third"]
+    assert [_list_format(r.content, p)[:2] for p in items] == [
+        (0, "bullet"), (1, "bullet"), (0, "bullet"), (0, "decimal")]
+    assert _list_format(r.content, items[3])[2] == "3"  # <ol start="3">
+    assert ("deep", {"b"}) in _runs(items[1])
+
+    table = blocks[9]
+    assert table.tag == f"{W}tbl" and len(table.findall(f"{W}tblGrid/{W}gridCol")) == 2
+    rows = [[_text(c) for c in tr.findall(f"{W}tc")] for tr in table.findall(f"{W}tr")]
+    assert rows == [["Item", "Price"], ["Tea", "3 & 4"], ["Only", ""]]
+    assert _runs(table.find(f"{W}tr/{W}tc/{W}p")) == [("Item", {"b"})]
+    assert _text(blocks[10]) == "After"
+
+
+def test_markdown_takes_the_same_path(client: httpx.Client) -> None:
+    name = f"md-{uuid.uuid4().hex[:8]}"
+    assert client.put(f"/v1/templates/{name}",
+                      content=make_docx("{{p text }}")).status_code == 201
+    text = ("# Notice\n\nSome *em*, **strong** and ~~old~~ text, [a link](https://md.example/).\n\n"
+            "1. one\n   - inner\n2. two\n\n| k | v |\n|---|---|\n| a | 1 |\n\n"
+            "<script>alert(1)</script>\n\n![pixel](https://evil.example/p.png)\n")
+    r = client.post("/v1/render", json={"template": name, "format": "docx",
+                                        "data": {"text": {"$markdown": text}}})
+    assert r.status_code == 200, r.text
+    blocks = _body(r.content)
+    assert _style(blocks[0]) == "Heading1" and _text(blocks[0]) == "Notice"
+    runs = dict(_runs(blocks[1]))
+    assert runs["em"] == {"i"} and runs["strong"] == {"b"} and runs["old"] == {"strike"}
+    [link] = blocks[1].findall(f"{W}hyperlink")
+    assert Document(io.BytesIO(r.content)).part.rels[link.get(R_ID)].target_ref \
+        == "https://md.example/"
+    assert [(_text(p), *_list_format(r.content, p)[:2]) for p in blocks[2:5]] == [
+        ("one", 0, "decimal"), ("inner", 1, "bullet"), ("two", 0, "decimal")]
+    assert blocks[5].tag == f"{W}tbl"
+    # Raw HTML in Markdown is text, never markup; an image is never fetched or placed.
+    assert "<script>alert(1)</script>" in [_text(b) for b in blocks]
+    package = _package_text(r.content)
+    assert "evil.example" not in package and "word/media" not in package
+
+
+def test_a_document_without_numbering_gets_its_own(renderer: Renderer) -> None:
+    doc = Document(io.BytesIO(make_docx("{{p x }}")))
+    for rid, rel in list(doc.part.rels.items()):
+        if rel.reltype == RELATIONSHIP_TYPE.NUMBERING:
+            del doc.part.rels[rid]
+    buffer = io.BytesIO()
+    doc.save(buffer)
+    with zipfile.ZipFile(buffer) as z:
+        assert "word/numbering.xml" not in z.namelist()
+    out = renderer.render(buffer.getvalue(), {"x": {"$html": "<ol><li>a</li><li>b</li></ol>"}})
+    assert [_list_format(out, p)[1] for p in _body(out)] == ["decimal", "decimal"]
+
+
+def test_bad_values_are_422_naming_the_path(renderer: Renderer) -> None:
+    for value in ({"$html": ["<p>"]}, {"$markdown": 3}):
+        with pytest.raises(InvalidRequest) as caught:
+            renderer.render(make_docx("{{p v.x }}"), {"v": {"x": value}})
+        assert caught.value.extensions["errors"][0]["field"] == "data.v.x"
+
+
+def test_empty_and_plain_text_values(renderer: Renderer) -> None:
+    out = renderer.render(make_docx("A", "{{p x }}", "B"),
+                          {"x": {"$html": "just  text &lt;b&gt; no tags"}})
+    assert [_text(b) for b in _body(out)] == ["A", "just text <b> no tags", "B"]
+    out = renderer.render(make_docx("A", "{{p x }}", "B"), {"x": {"$markdown": ""}})
+    assert [_text(b) for b in _body(out)] == ["A", "", "B"]
