@@ -76,6 +76,13 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = ours.request_timeout
+    if ours.namespaces:
+        # The namespaces are exact names. Scanning would LIST namespaces cluster-wide,
+        # which a namespaced install is not granted: kopf retries it 9 times (about
+        # 40 s) before it falls back to these names. Without scanning kopf also stops
+        # watching CRDs, so the DocGenerator CRD must exist when the operator starts
+        # (Helm installs crds/ first).
+        settings.scanning.disabled = True
 
 
 def _converge(reconciler: Reconciler, dg: JSON, *, strict: bool,

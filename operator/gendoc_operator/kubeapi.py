@@ -92,6 +92,7 @@ class Kube:
         self.core = core
         policy, net = client.PolicyV1Api(api), client.NetworkingV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.leases = client.CoordinationV1Api(api)
         # Objects the pods reference: only whether they exist matters (validation.references).
         self.referenced = {"ConfigMap": core.read_namespaced_config_map}
         self.kinds = {
@@ -157,6 +158,29 @@ class Kube:
         return _json(self.custom.patch_namespaced_custom_object_scale, GROUP, VERSION,
                      namespace, PLURAL, name, {"spec": {"replicas": replicas}},
                      _content_type=MERGE, _request_timeout=self.timeout)
+
+    def read_lease(self, namespace: str, name: str) -> JSON | None:
+        """The leader-election Lease (lease.py); None when it does not exist yet."""
+        try:
+            return _json(self.leases.read_namespaced_lease, name, namespace,
+                         _request_timeout=self.timeout)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def write_lease(self, namespace: str, name: str, spec: JSON,
+                    resource_version: str | None) -> JSON:
+        """Create the Lease (resource_version None) or replace it, conditional on the
+        resourceVersion read: a candidate that lost the race gets 409."""
+        body: JSON = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                      "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        if resource_version is None:
+            return _json(self.leases.create_namespaced_lease, namespace, body,
+                         _request_timeout=self.timeout)
+        body["metadata"]["resourceVersion"] = resource_version
+        return _json(self.leases.replace_namespaced_lease, name, namespace, body,
+                     _request_timeout=self.timeout)
 
     def list_pods(self, namespace: str, selector: str) -> list[JSON]:
         return list(_json(self.core.list_namespaced_pod, namespace, label_selector=selector,

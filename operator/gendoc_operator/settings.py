@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -62,8 +62,41 @@ class OperatorSettings(BaseSettings):
         "service answers it at once even when busy (metrics are not queued behind renders), "
         "so a pod that takes longer is set aside rather than waited for.",
     )
+    lease_namespace: str = Field(
+        "",
+        description="Namespace of the leader-election Lease (the chart sets the operator's "
+        "own). Empty: no leader election, so exactly one replica may run.",
+    )
+    lease_name: str = Field("gendoc-operator", description="Name of that Lease.")
+    lease_duration_seconds: float = Field(
+        8.0,
+        description="How long a Lease not renewed keeps the other replicas waiting, seconds. "
+        "A leader killed right after renewing is replaced after at most this + 2 x "
+        "lease_retry_period_seconds (11 s) + kopf's start-up (1-2 s): within the 15 s "
+        "docs/operator.md promises.",
+    )
+    lease_renew_deadline_seconds: float = Field(
+        5.0,
+        description="A leader that could not renew for this long stops (exits), seconds: "
+        "3 s before the others may take over, so two never write at once.",
+    )
+    lease_retry_period_seconds: float = Field(
+        1.5,
+        description="How often the leader renews and a standby looks at the Lease, seconds "
+        "(one GET and at most one PUT each time).",
+    )
     log_level: str = Field("info", description="Log level.")
     log_format: str = Field("text", description="'text' or 'json'.")
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> OperatorSettings:
+        # client-go's rule: a leader must give up before its Lease can be taken, and
+        # must be able to try renewing more than once before it gives up.
+        if not (self.lease_duration_seconds > self.lease_renew_deadline_seconds
+                > self.lease_retry_period_seconds * 1.2 > 0):
+            raise ValueError("lease_duration_seconds > lease_renew_deadline_seconds > "
+                             "1.2 x lease_retry_period_seconds > 0 is required")
+        return self
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -385,6 +385,13 @@ def chart_release(cluster: Cluster) -> str:
     return f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_RELEASE}"
 
 
+@pytest.fixture
+def operator_kubeconfig(cluster: Cluster, chart_release: str, tmp_path: Path) -> Path:
+    """A kubeconfig of the chart's ServiceAccount, for operators a test starts itself."""
+    return token_kubeconfig(cluster, OPERATOR_NAMESPACE, OPERATOR_RELEASE,
+                            tmp_path / "operator.kubeconfig")
+
+
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, chart_release: str,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[GendocProcess]:

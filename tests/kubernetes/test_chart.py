@@ -175,3 +175,27 @@ def test_subprocess_helm_is_the_cached_build(cluster: Cluster) -> None:
     version = subprocess.run([str(cluster.plane.bin_dir / "helm"), "version", "--short"],
                              capture_output=True, text=True, check=True).stdout
     assert version.startswith("v3.")
+
+
+@pytest.mark.parametrize(
+    ("verb", "name", "namespace", "allowed"),
+    [
+        ("get", "gendoc-operator", "gendoc-system", True),
+        ("update", "gendoc-operator", "gendoc-system", True),
+        ("create", "", "gendoc-system", True),
+        # Only its own Lease, only in the release's namespace.
+        ("update", "kube-scheduler", "gendoc-system", False),
+        ("get", "gendoc-operator", "some-other-namespace", False),
+        ("create", "", "some-other-namespace", False),
+        ("delete", "gendoc-operator", "gendoc-system", False),
+        ("list", "", "gendoc-system", False),
+        ("watch", "", "gendoc-system", False),
+    ],
+)
+def test_the_leader_election_lease_is_all_it_may_touch(
+        cluster: Cluster, chart_release: str, verb: str, name: str, namespace: str,
+        allowed: bool) -> None:
+    what = f"leases.coordination.k8s.io/{name}" if name else "leases.coordination.k8s.io"
+    _, out = cluster.try_kubectl("auth", "can-i", verb, what, "-n", namespace,
+                                 "--as", chart_release)
+    assert (out.strip().splitlines()[0] == "yes") is allowed
