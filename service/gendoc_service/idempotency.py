@@ -28,8 +28,6 @@ import contextlib
 import hashlib
 import json
 import re
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from .errors import (
     retry_after,
 )
 from .middleware import presented_key
+from .sharedstate import SqliteFile, redis_client, uses_redis
 
 IDEMPOTENT_ROUTES = frozenset({"/v1/render", "/v1/render/batch", "/v1/jobs"})
 REPLAYED_HEADER = "idempotent-replayed"
@@ -154,50 +153,35 @@ def conflict(record: Record, fp: str) -> IdempotencyKeyInUse | IdempotencyKeyReu
 
 # -- stores -----------------------------------------------------------------
 class SqliteIdempotency:
-    """One machine's keys (`gendoc up`): SQLite in WAL mode, claims in an IMMEDIATE
-    transaction, so processes sharing the file agree on who runs a key."""
+    """One machine's keys (`gendoc up`): claims in an IMMEDIATE transaction, so
+    processes sharing the file agree on who runs a key."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                   timeout=30)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, "
-                             "expires REAL NOT NULL, record BLOB NOT NULL)")
-            self._db.execute("CREATE INDEX IF NOT EXISTS idempotency_expires "
-                             "ON idempotency (expires)")
+        self._db = SqliteFile(path, [
+            "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, "
+            "expires REAL NOT NULL, record BLOB NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires)",
+        ])
 
     def claim(self, key: str, fingerprint: str, lease: float) -> Record | None:
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM idempotency WHERE expires <= ?", (now,))
-                row = self._db.execute("SELECT record FROM idempotency WHERE key = ?",
-                                       (key,)).fetchone()
-                if row is None:
-                    self._db.execute("INSERT INTO idempotency VALUES (?, ?, ?)",
-                                     (key, now + lease, Record(fingerprint, False).to_bytes()))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM idempotency WHERE expires <= ?", (now,))
+            row = db.execute("SELECT record FROM idempotency WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO idempotency VALUES (?, ?, ?)",
+                           (key, now + lease, Record(fingerprint, False).to_bytes()))
         return None if row is None else Record.from_bytes(row[0])
 
     def complete(self, key: str, record: Record, retention: float) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)",
-                             (key, time.time() + retention, record.to_bytes()))
+        self._db.run("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)",
+                     key, time.time() + retention, record.to_bytes())
 
     def release(self, key: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM idempotency WHERE key = ?", (key,))
+        self._db.run("DELETE FROM idempotency WHERE key = ?", key)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 class RedisIdempotency:
@@ -208,9 +192,7 @@ class RedisIdempotency:
     PREFIX = "gendoc:idempotency:"
 
     def __init__(self, url: str) -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._redis = redis_client(url)
 
     def claim(self, key: str, fingerprint: str, lease: float) -> Record | None:
         name = self.PREFIX + key
@@ -235,7 +217,7 @@ class RedisIdempotency:
 
 def open_idempotency(queue_url: str, directory: Path) -> IdempotencyStore:
     """Redis when the fleet's queue is Redis (the same server), else SQLite in `directory`."""
-    if queue_url.startswith(("redis://", "rediss://", "unix://")):
+    if uses_redis(queue_url):
         return RedisIdempotency(queue_url)
     return SqliteIdempotency(directory / "idempotency.sqlite3")
 

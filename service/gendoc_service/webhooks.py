@@ -17,11 +17,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import ipaddress
+import json
+import logging
+import random
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +34,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from anyio import to_thread
+
+from .outbox import Outbox, Pending
+
+log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
 SIGNATURE_VERSION = "v1"
@@ -302,3 +312,124 @@ async def deliver(
                     "not followed")
     return done(200 <= status < 300, status,
                 None if 200 <= status < 300 else f"receiver answered {status}")
+
+
+# -- the sender: events kept in the outbox until delivered or given up -------------
+def next_attempt_in(attempts: int, outcome: Outcome, draw: float, *, max_attempts: int,
+                    base: float, cap: float) -> float | None:
+    """Seconds until the next attempt after `attempts` made, None when there is none:
+    delivered, refused for good, or the last attempt failed."""
+    if outcome.final or attempts >= max_attempts:
+        return None
+    return retry_delay(attempts, draw, base=base, cap=cap)
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    key: bytes | None  # None: no GENDOC_WEBHOOK_SECRET, nothing can be signed
+    allow: AllowList
+    limits: Limits = Limits()
+    max_attempts: int = 10
+    retry_base: float = 10.0
+    retry_cap: float = 4 * 3600.0
+    poll_interval: float = 5.0  # how often other replicas' due deliveries are looked for
+
+    @property
+    def lease(self) -> float:
+        """How long a claimed delivery is hidden from other senders: one attempt's
+        longest time, with room to record it."""
+        return self.limits.timeout + self.limits.connect_timeout + 30.0
+
+
+RecordAttempt = Callable[[str, dict[str, Any]], Awaitable[None]]  # job id, attempt
+
+
+def event_body(event_type: str, data: dict[str, Any]) -> bytes:
+    """The payload the spec recommends: type, timestamp and data."""
+    stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return json.dumps({"type": event_type, "timestamp": stamp, "data": data}).encode()
+
+
+class WebhookSender:
+    """Sends what the outbox holds, in every service process; an event is written to
+    the outbox first, so a restart (or another replica) picks its retries up."""
+
+    BATCH = 16  # deliveries claimed, and attempted concurrently, per round
+
+    def __init__(self, config: SenderConfig, outbox: Outbox, record: RecordAttempt, *,
+                 resolver: Resolver = system_resolver,
+                 draw: Callable[[], float] = random.random, verify: bool | str = True) -> None:
+        self.config = config
+        self.outbox = outbox
+        self.record = record
+        self.resolver = resolver
+        self.draw = draw
+        self.verify = verify
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def send(self, job_id: str, url: str, event_type: str, data: dict[str, Any]) -> str:
+        """Keep one event for `url`; its webhook-id, the same on every attempt."""
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        pending = Pending(msg_id, job_id, url, event_body(event_type, data))
+        await to_thread.run_sync(self.outbox.add, pending, time.time())
+        self._wake.set()
+        return msg_id
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Stop sending; a delivery cut short falls due again when its lease ends."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                claimed = await to_thread.run_sync(
+                    self.outbox.claim, time.time(), self.config.lease, self.BATCH)
+                await asyncio.gather(*(self._attempt(p) for p in claimed))
+                if len(claimed) == self.BATCH:
+                    continue
+                due = await to_thread.run_sync(self.outbox.next_due)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook sender: the outbox failed; trying again")
+                due = None
+            wait = self.config.poll_interval if due is None else min(
+                self.config.poll_interval, max(0.0, due - time.time()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def _attempt(self, pending: Pending) -> None:
+        attempt = pending.attempts + 1
+        if self.config.key is None:
+            outcome = Outcome(Attempt(pending.id, attempt, datetime.now(UTC).isoformat(), 0.0,
+                                      error="GENDOC_WEBHOOK_SECRET is not set"), True)
+        else:
+            outcome = await deliver(pending.url, pending.id, pending.body,
+                                    key=self.config.key, attempt=attempt,
+                                    allow=self.config.allow, resolver=self.resolver,
+                                    limits=self.config.limits, verify=self.verify)
+        delay = next_attempt_in(attempt, outcome, self.draw(),
+                                max_attempts=self.config.max_attempts,
+                                base=self.config.retry_base, cap=self.config.retry_cap)
+        entry = outcome.attempt.as_dict()
+        entry["next_attempt"] = None if delay is None else datetime.fromtimestamp(
+            time.time() + delay, UTC).isoformat(timespec="seconds")
+        try:
+            await self.record(pending.job, entry)
+        except Exception:
+            log.exception("webhook %s: could not record attempt %d on job %s", pending.id,
+                          attempt, pending.job)
+        if delay is None:
+            await to_thread.run_sync(self.outbox.remove, pending.id)
+        else:
+            await to_thread.run_sync(self.outbox.reschedule, pending.id, attempt,
+                                     time.time() + delay)
