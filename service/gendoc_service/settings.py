@@ -204,6 +204,37 @@ class ServiceSettings(BaseSettings):
         "batch zip) is not kept: a retry with the same request is rendered again.",
     )
 
+    # Signed webhooks of jobs (Standard Webhooks; webhooks.py, outbox.py).
+    webhook_secret: SecretStr = Field(
+        SecretStr(""), description="The signing secret, whsec_ + base64 of 24 to 64 random "
+        "bytes (receivers verify with the same). Empty: jobs asking for a webhook get 422.",
+    )
+    webhook_allowed_hosts: str = Field(
+        "", description="Comma-separated host, host:port or CIDR entries a webhook may "
+        "target; nothing else is called. Private, loopback, link-local and metadata "
+        "addresses are refused unless an entry allows that address (an IP literal, or a "
+        "CIDR such as the cluster's service network; metadata addresses only by literal).",
+    )
+    webhook_max_attempts: int = Field(
+        10, description="Attempts per event before it is given up (recorded on the job).",
+    )
+    webhook_retry_base: float = Field(
+        10.0, description="Seconds before the first retry; each next wait is 4x longer, "
+        "half of it random (jitter): 10 s, 40 s, 160 s, 11 min, 43 min, 2.8 h, then the cap.",
+    )
+    webhook_retry_cap: float = Field(
+        4 * 3600.0, description="Longest wait between two attempts, seconds: with the "
+        "defaults ten attempts span about 15 hours, a receiver's night-long outage.",
+    )
+    webhook_timeout: float = Field(
+        10.0, description="Longest one attempt may take, seconds (connecting: at most 5 s); "
+        "Standard Webhooks asks receivers to answer fast and work afterwards.",
+    )
+    webhook_poll_interval: float = Field(
+        5.0, description="How often a sender looks for deliveries due that another replica "
+        "queued or left behind, seconds (its own wake it at once).",
+    )
+
     def idempotency_lease(self) -> float:
         """How long a claimed key stays claimed if its replica dies mid-request: the
         longest a request may run (its deadline, its body's upload) and some slack."""

@@ -30,13 +30,17 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 from anyio import to_thread
 
+from .errors import InvalidRequest
 from .outbox import Outbox, Pending
+
+if TYPE_CHECKING:
+    from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +337,33 @@ class SenderConfig:
     retry_base: float = 10.0
     retry_cap: float = 4 * 3600.0
     poll_interval: float = 5.0  # how often other replicas' due deliveries are looked for
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> SenderConfig:
+        secret = settings.webhook_secret.get_secret_value()
+        return cls(
+            key=parse_secret(secret) if secret else None,
+            allow=AllowList.parse(settings.webhook_allowed_hosts),
+            limits=Limits(connect_timeout=min(5.0, settings.webhook_timeout),
+                          timeout=settings.webhook_timeout),
+            max_attempts=settings.webhook_max_attempts,
+            retry_base=settings.webhook_retry_base,
+            retry_cap=settings.webhook_retry_cap,
+            poll_interval=settings.webhook_poll_interval,
+        )
+
+    def check(self, url: str) -> None:
+        """Refuse at submission what could never be delivered (422, not a job that
+        fails later): no secret to sign with, or a URL the allow list refuses."""
+        if self.key is None:
+            raise InvalidRequest("This service sends no webhooks: GENDOC_WEBHOOK_SECRET "
+                                 "is not set.", errors=[{"field": "webhook.url",
+                                                         "message": "webhooks are off"}])
+        try:
+            self.allow.check_url(url)
+        except Refused as exc:
+            raise InvalidRequest(f"The webhook URL is refused: {exc}.", errors=[
+                {"field": "webhook.url", "message": str(exc)}]) from None
 
     @property
     def lease(self) -> float:

@@ -10,9 +10,12 @@ import json
 import time
 
 import pytest
+from gendoc_service.errors import InvalidRequest
+from gendoc_service.settings import ServiceSettings
 from gendoc_service.webhooks import (
     AllowList,
     Refused,
+    SenderConfig,
     Target,
     is_public,
     parse_secret,
@@ -129,3 +132,17 @@ def test_host_header_and_pinned_url() -> None:
     assert t.host_header == "hooks.example.com"
     assert t.url_for(ipaddress.ip_address("2001:db8::1")) == "https://[2001:db8::1]:443/a"
     assert Target("http", "h", 8080, "/").host_header == "h:8080"
+
+
+def test_sender_config_from_settings_and_checks_at_submission() -> None:
+    config = SenderConfig.of(ServiceSettings(webhook_secret=SECRET,
+                                             webhook_allowed_hosts="hooks.example.com"))
+    assert config.key == parse_secret(SECRET)
+    config.check("https://hooks.example.com/gendoc")
+    with pytest.raises(InvalidRequest, match="not in GENDOC_WEBHOOK_ALLOWED_HOSTS"):
+        config.check("https://169.254.169.254/")
+    off = SenderConfig.of(ServiceSettings(webhook_allowed_hosts="hooks.example.com"))
+    with pytest.raises(InvalidRequest, match="GENDOC_WEBHOOK_SECRET"):
+        off.check("https://hooks.example.com/gendoc")
+    with pytest.raises(ValueError, match="webhook secret"):
+        SenderConfig.of(ServiceSettings(webhook_secret="whsec_short"))
