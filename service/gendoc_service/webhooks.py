@@ -25,6 +25,7 @@ import json
 import logging
 import random
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -269,11 +270,12 @@ class Limits:
 async def deliver(
     url: str, msg_id: str, body: bytes, *, key: bytes, attempt: int, allow: AllowList,
     resolver: Resolver = system_resolver, limits: Limits = Limits(),
-    verify: bool | str = True,
+    verify: bool | ssl.SSLContext = True,
 ) -> Outcome:
     """One signed POST of `body` to `url`; never raises, the outcome says what happened.
 
-    `verify` is httpx's TLS verification (True, or a CA bundle path for tests).
+    `verify` is httpx's TLS verification (True: the system's CAs; tests pass a
+    context that trusts their own).
     """
     started_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
     started = time.monotonic()
@@ -389,7 +391,8 @@ class WebhookSender:
 
     def __init__(self, config: SenderConfig, outbox: Outbox, record: RecordAttempt, *,
                  resolver: Resolver = system_resolver,
-                 draw: Callable[[], float] = random.random, verify: bool | str = True) -> None:
+                 draw: Callable[[], float] = random.random,
+                 verify: bool | ssl.SSLContext = True) -> None:
         self.config = config
         self.outbox = outbox
         self.record = record

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
+import subprocess
+from pathlib import Path
 
 from gendoc_service.webhooks import AllowList, Limits, deliver, parse_secret
 from standardwebhooks.webhooks import Webhook
@@ -114,3 +117,32 @@ def test_nothing_listening_is_an_error_for_a_retry() -> None:
     out = asyncio.run(deliver(f"http://127.0.0.1:{port}/", "m", BODY, key=KEY, attempt=1,
                               allow=allow))
     assert not out.final and out.attempt.status is None and out.attempt.error
+
+
+def certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` (openssl, as an operator would make one)."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_to_a_pinned_address_checks_the_certificate_against_the_name(
+        tmp_path: Path) -> None:
+    cert, key = certificate(tmp_path, "hooks.test")
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    trust = ssl.create_default_context(cafile=str(cert))
+    with running_receiver(200, tls=server_side) as rx:
+        allow = AllowList.parse(f"hooks.test:{rx.port}, other.test:{rx.port}, 127.0.0.1")
+        resolve = resolver_for({"hooks.test": "127.0.0.1", "other.test": "127.0.0.1"}, [])
+        out = asyncio.run(deliver(f"https://hooks.test:{rx.port}/tls", "m", BODY, key=KEY,
+                                  attempt=1, allow=allow, resolver=resolve, verify=trust))
+        assert out.attempt.delivered, out
+        assert rx.received[0].headers["host"] == f"hooks.test:{rx.port}"
+        # The same address under a name the certificate does not carry: refused by TLS.
+        wrong = asyncio.run(deliver(f"https://other.test:{rx.port}/tls", "m", BODY, key=KEY,
+                                    attempt=1, allow=allow, resolver=resolve, verify=trust))
+        assert not wrong.attempt.delivered and "certificate" in (wrong.attempt.error or "").lower()
+        assert len(rx.received) == 1
