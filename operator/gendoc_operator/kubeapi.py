@@ -186,6 +186,11 @@ class Kube:
         return list(_json(self.core.list_namespaced_pod, namespace, label_selector=selector,
                           _request_timeout=self.timeout).get("items") or [])
 
+    def list_events(self, namespace: str, field_selector: str) -> list[JSON]:
+        return list(_json(self.core.list_namespaced_event, namespace,
+                          field_selector=field_selector,
+                          _request_timeout=self.timeout).get("items") or [])
+
     def post_event(self, obj: Mapping[str, Any], *, type: str, reason: str, message: str,
                    component: str, now: str) -> JSON:
         """A core/v1 Event about `obj` (what `kubectl describe` and `kubectl get events` show)."""

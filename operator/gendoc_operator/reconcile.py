@@ -8,7 +8,8 @@ changes, and events are posted only for what actually happened.
 
 Whatever stops a reconcile short (a spec that cannot be realised, a ConfigMap
 or Secret the pods mount that is missing, a child the API server refuses or
-forbids) is reported the same way before the error goes on to kopf: the status
+forbids, pods the kubelet cannot start for want of an image or a Secret) is
+reported the same way before the error goes on to kopf: the status
 says it (Degraded True, with its reason; observedGeneration moves on) and a
 Warning event on the DocGenerator says it once.
 """
@@ -26,7 +27,7 @@ from . import children, crd, validation
 from .kubeapi import ApiError, Kube
 from .objects import JSON, plain, timestamp
 from .settings import OperatorSettings
-from .status import CONDITIONS, Problem, changed, status_for
+from .status import CONDITIONS, Problem, changed, pod_problem, status_for
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,20 @@ class Reconciler:
             applied = self._apply(dg, child)
             if child["kind"] == "Deployment":
                 deployment = applied
-        self._report(dg, deployment=deployment, problem=None)
+        problem = self._pod_problem(dg)
+        self._report(dg, deployment=deployment, problem=problem)
+        if problem is not None:
+            raise Blocked(problem.message)
+
+    def _pod_problem(self, dg: JSON) -> Problem | None:
+        """What the kubelet says stops the fleet's pods (status.pod_problem)."""
+        namespace = dg["metadata"]["namespace"]
+        pods = self.kube.list_pods(namespace, children.selector_string(dg))
+        if all((p.get("status") or {}).get("phase") == "Running" for p in pods):
+            return None  # the common case: no events to read
+        failures = self.kube.list_events(
+            namespace, "involvedObject.kind=Pod,type=Warning,reason=FailedMount")
+        return pod_problem(pods, failures)
 
     def forget(self, uid: str, namespace: str, name: str) -> None:
         """The DocGenerator is gone: what was kept about it is no longer needed."""

@@ -8,7 +8,8 @@ status last changed, and the generation it describes.
 - Progressing: the Deployment is rolling out or scaling (False once complete).
 - Degraded: something needs a person: the spec cannot be realised, a ConfigMap
   or Secret the pods mount is missing, the API server rejected or forbade a
-  child, or the Deployment reports a failure.
+  child, the Deployment reports a failure, or the kubelet cannot start the pods
+  (an image it cannot pull, a Secret it cannot find: `pod_problem`).
 
 Those three are the reconciler's. The autoscaler owns two more, as the HPA
 reports them (`scaling_conditions`):
@@ -40,8 +41,50 @@ SCALING_CONDITIONS = ("AbleToScale", "ScalingLimited")  # the autoscaler's
 class Problem:
     """Why the spec cannot be (fully) realised."""
 
-    reason: str  # CamelCase: InvalidSpec, ReferenceNotFound, ChildRejected, ChildForbidden
+    reason: str  # CamelCase: InvalidSpec, ReferenceNotFound, ChildRejected, ChildForbidden,
+    # ImagePullFailed, ContainerConfigError, MountFailed
     message: str
+
+
+# Waiting reasons of a container whose image the node cannot get (kubelet's images.go).
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+def pod_problem(pods: Sequence[Mapping[str, Any]],
+                mount_failures: Sequence[Mapping[str, Any]]) -> Problem | None:
+    """Why the fleet's pods cannot start, as the kubelet reports it, or None.
+
+    The Deployment never calls these a failure (its pods just stay Pending), so they
+    are read where the kubelet puts them: a container waiting on an image it cannot
+    pull, or on a Secret or ConfigMap key its environment names
+    (CreateContainerConfigError); and a volume it cannot mount (a missing API-keys
+    Secret), which shows only as a FailedMount event (`mount_failures`, the
+    namespace's Warning events of that reason) on a pod that has not started.
+    """
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        status = pod.get("status") or {}
+        for cs in [*(status.get("initContainerStatuses") or []),
+                   *(status.get("containerStatuses") or [])]:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason, message = waiting.get("reason"), waiting.get("message") or ""
+            if reason in PULL_FAILURES:
+                return Problem("ImagePullFailed", f"Pod {name} cannot get the image "
+                               f"{cs.get('image')} of container {cs.get('name')}: "
+                               f"{reason}: {message}".rstrip(": "))
+            if reason == "CreateContainerConfigError":
+                return Problem("ReferenceNotFound" if "not found" in message
+                               else "ContainerConfigError",
+                               f"Pod {name}, container {cs.get('name')}: {message}")
+    waiting_pods = {p["metadata"].get("uid"): p["metadata"]["name"] for p in pods
+                    if (p.get("status") or {}).get("phase", "Pending") == "Pending"}
+    for event in mount_failures:
+        uid = (event.get("involvedObject") or {}).get("uid")
+        if uid in waiting_pods:
+            message = str(event.get("message") or "")
+            return Problem("ReferenceNotFound" if "not found" in message else "MountFailed",
+                           f"Pod {waiting_pods[uid]}: {message}")
+    return None
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str) -> JSON:

@@ -144,6 +144,7 @@ def can_i(cluster: Cluster, who: str, verb: str, resource: str, namespace: str) 
         ("create", "deployments.apps", True),
         ("patch", "networkpolicies.networking.k8s.io", True),
         ("create", "events", True),
+        ("list", "events", True),  # the kubelet's FailedMount on a fleet's pods
         ("list", "pods", True),
         ("patch", "docgenerators.gendoc.io/scale", True),
         # blockOwnerDeletion under OwnerReferencesPermissionEnforcement, and nothing more.

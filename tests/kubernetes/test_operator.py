@@ -367,3 +367,58 @@ def test_a_forbidden_child_is_a_condition_and_an_event(cluster: Cluster, namespa
     wait_child(cluster, "deployment", "capped", namespace)
     wait_degraded(cluster, "capped", namespace, "False",
                   "Degraded False once the quota is gone")
+
+
+def _fleet_pod(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    def pod() -> dict[str, Any] | None:
+        items = json.loads(cluster.kubectl(
+            "get", "pods", "-n", namespace, "-o", "json", "-l",
+            f"app.kubernetes.io/instance={name}"))["items"]
+        return items[0] if items else None
+
+    return dict(cluster.wait_for(pod, f"a pod of {name}"))
+
+
+def test_pods_the_kubelet_cannot_start_are_a_condition_and_an_event(
+        cluster: Cluster, namespace: str) -> None:
+    """This tier has no kubelet: the test writes what a kubelet writes (a FailedMount
+    event, the pod's container statuses) as a stand-in for it. The cluster tier sees
+    the real kubelet do it."""
+    create(cluster, namespace, "stuck", {"service": {"apiKeysSecret": "missing-keys"}})
+    pod = _fleet_pod(cluster, namespace, "stuck")
+    meta = pod["metadata"]
+    cluster.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": "stuck.", "namespace": namespace},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+                           "namespace": namespace, "uid": meta["uid"]},
+        "type": "Warning", "reason": "FailedMount", "source": {"component": "kubelet"},
+        "message": 'MountVolume.SetUp failed for volume "api-keys" : secret "missing-keys" '
+                   'not found'}))
+    dg = wait_degraded(cluster, "stuck", namespace, "True", "Degraded by the missing Secret")
+    degraded = conditions(dg)["Degraded"]
+    assert degraded["reason"] == "ReferenceNotFound"
+    assert 'secret "missing-keys" not found' in degraded["message"]
+    cluster.wait_for(lambda: [e for e in events_of(cluster, namespace, "stuck")
+                              if (e["type"], e["reason"]) == ("Warning", "ReferenceNotFound")],
+                     "a ReferenceNotFound warning event")
+
+    def kubelet_reports(state: dict[str, Any], phase: str = "Pending") -> None:
+        statuses = [{"name": c, "image": f"{c}:test", "imageID": "", "ready": False,
+                     "restartCount": 0, "state": state}
+                    for c in ("gendoc-service", "gendoc-converter")]
+        cluster.kubectl("patch", "pod", meta["name"], "-n", namespace, "--subresource=status",
+                        "--type=merge", "-p", json.dumps({"status": {
+                            "phase": phase, "containerStatuses": statuses}}))
+
+    kubelet_reports({"waiting": {"reason": "ErrImagePull",
+                                 "message": 'pull access denied for "gendoc-service:test"'}})
+    dg = wait_status(cluster, "stuck", namespace, lambda dg: conditions(dg).get(
+        "Degraded", {}).get("reason") == "ImagePullFailed", "Degraded by the image")
+    assert "pull access denied" in conditions(dg)["Degraded"]["message"]
+    cluster.wait_for(lambda: [e for e in events_of(cluster, namespace, "stuck")
+                              if (e["type"], e["reason"]) == ("Warning", "ImagePullFailed")],
+                     "an ImagePullFailed warning event")
+
+    kubelet_reports({"running": {"startedAt": "2026-01-01T00:00:00Z"}}, phase="Running")
+    wait_degraded(cluster, "stuck", namespace, "False", "Degraded False once the pod runs")

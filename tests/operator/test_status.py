@@ -12,6 +12,7 @@ from gendoc_operator.status import (
     changed,
     conditions_for,
     merge_conditions,
+    pod_problem,
     scaling_conditions,
     status_for,
 )
@@ -137,3 +138,45 @@ def test_scaling_conditions_as_the_hpa_reports_them(
     got = {c["type"]: (c["status"], c["reason"])
            for c in scaling_conditions(decision, current=current, failure=failure)}
     assert got == {"AbleToScale": able, "ScalingLimited": limited}
+
+
+def _pod(name: str, phase: str = "Pending",
+         waiting: dict[str, str] | None = None) -> dict[str, Any]:
+    statuses = [{"name": "gendoc-service", "image": "gendoc-service:9",
+                 "state": {"waiting": waiting} if waiting else {"running": {}}}]
+    return {"metadata": {"name": name, "uid": f"uid-{name}"},
+            "status": {"phase": phase, "containerStatuses": statuses if waiting else []}}
+
+
+def test_pods_that_start_or_wait_for_a_node_are_no_problem() -> None:
+    assert pod_problem([], []) is None
+    assert pod_problem([_pod("a"), _pod("b", "Running")], []) is None
+
+
+def test_an_image_the_node_cannot_get() -> None:
+    pods = [_pod("a", waiting={"reason": "ImagePullBackOff",
+                               "message": 'Back-off pulling image "gendoc-service:9"'})]
+    problem = pod_problem(pods, [])
+    assert problem is not None and problem.reason == "ImagePullFailed"
+    assert problem.message == ("Pod a cannot get the image gendoc-service:9 of container "
+                               'gendoc-service: ImagePullBackOff: Back-off pulling image '
+                               '"gendoc-service:9"')
+
+
+def test_a_secret_the_environment_names_is_missing() -> None:
+    pods = [_pod("a", waiting={"reason": "CreateContainerConfigError",
+                               "message": 'secret "s3-credentials" not found'})]
+    problem = pod_problem(pods, [])
+    assert problem == Problem("ReferenceNotFound",
+                              'Pod a, container gendoc-service: secret "s3-credentials" not found')
+
+
+def test_a_volume_that_cannot_be_mounted_on_a_waiting_pod() -> None:
+    failure = {"involvedObject": {"uid": "uid-a"}, "message": 'MountVolume.SetUp failed for '
+               'volume "api-keys" : secret "keys" not found'}
+    problem = pod_problem([_pod("a")], [failure])
+    assert problem is not None and problem.reason == "ReferenceNotFound"
+    assert 'secret "keys" not found' in problem.message
+    # an old event of a pod that has started since, or of another pod, says nothing
+    assert pod_problem([_pod("a", "Running")], [failure]) is None
+    assert pod_problem([_pod("b")], [failure]) is None
