@@ -10,7 +10,8 @@ OUT ?= out
 bootstrap:
 	@bash scripts/bootstrap.sh
 
-## Start the local stack, render the bundled example invoice to $(OUT)/invoice.pdf, stop.
+## Start the local stack, render the bundled examples to $(OUT)/invoice.pdf and
+## $(OUT)/letter.pdf (sub-template, locale filters, $html), stop.
 demo: bootstrap
 	@bash scripts/demo.sh "$(OUT)"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's "run it" command: start the local stack (converter + service on
-# 127.0.0.1), render the bundled example invoice to PDF through it, stop it.
+# 127.0.0.1), render the bundled examples to PDF through it, stop it: the invoice,
+# and the letter (a sub-template, locale filters and an $html value).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-out}"
@@ -9,6 +10,11 @@ STATE="$(mktemp -d)"
 GENDOC=.venv/bin/gendoc
 PORT="${GENDOC_DEMO_PORT:-8080}"
 CPORT="${GENDOC_DEMO_CONVERTER_PORT:-3000}"
+
+# The letter includes the stored template "letterhead": a plain NAME.docx in the
+# store directory is one (as a mounted ConfigMap would provide it).
+mkdir -p "$STATE/templates"
+cp src/gendoc/examples/letterhead.docx "$STATE/templates/letterhead.docx"
 
 $GENDOC up --port "$PORT" --converter-port "$CPORT" --store-dir "$STATE/templates" \
   --ready-file "$STATE/ready" > "$STATE/up.log" 2>&1 &
@@ -34,4 +40,11 @@ if command -v pdftotext >/dev/null; then
   echo "demo: first lines of $OUT/invoice.pdf:"
   pdftotext -layout "$OUT/invoice.pdf" - | sed -n '1,8p'
 fi
+$GENDOC render src/gendoc/examples/letter.docx src/gendoc/examples/letter.json \
+  -o "$OUT/letter.pdf" --locale de_DE --timezone Europe/Berlin --url "http://127.0.0.1:$PORT"
+if command -v pdftotext >/dev/null; then
+  echo "demo: first lines of $OUT/letter.pdf:"
+  pdftotext -layout "$OUT/letter.pdf" - | sed -n '1,8p'
+fi
 echo "demo: your document is at $(realpath "$OUT/invoice.pdf")"
+echo "demo: the second example is at $(realpath "$OUT/letter.pdf")"

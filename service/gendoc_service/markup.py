@@ -56,7 +56,8 @@ _INDENT = 360  # twips of indent a list level (a quarter inch)
 _HEADING_SIZES = {1: 32, 2: 28, 3: 26, 4: 24, 5: 22, 6: 22}
 _BULLETS = ("\u2022", "\u25e6", "\u25aa")  # bullet, white bullet, small square
 _ORDERED = ("decimal", "lowerLetter", "lowerRoman")
-_TABLE_WIDTH = 9000  # twips, about the text width of an A4 or Letter page
+_TABLE_WIDTH = 9000  # twips, about the text width of an A4 or Letter page, when not known
+_EMU_PER_TWIP = 635
 
 
 def sanitize(html: str) -> str:
@@ -349,6 +350,15 @@ class _Writer:
             t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
 
     # -- tables -------------------------------------------------------------------------------
+    def text_width(self) -> int:
+        """Twips between the margins of the document's last section (where tables fit)."""
+        section = self.docx.sections[-1]
+        try:
+            emu = section.page_width - section.left_margin - section.right_margin
+        except TypeError:  # a section without page size or margins
+            return _TABLE_WIDTH
+        return int(emu // _EMU_PER_TWIP) if emu > 0 else _TABLE_WIDTH
+
     def table(self, element: etree._Element) -> etree._Element:
         rows = [row for row in element.iter("tr")]
         columns = max((len(_cells(row)) for row in rows), default=1) or 1
@@ -364,7 +374,7 @@ class _Writer:
                 _sub(borders, f"w:{side}", w_val="single", w_sz="4", w_space="0",
                      w_color="auto")
         grid = _sub(table, "w:tblGrid")
-        width = str(_TABLE_WIDTH // columns)
+        width = str(self.text_width() // columns)
         for _ in range(columns):
             _sub(grid, "w:gridCol", w_w=width)
         for row in rows:
