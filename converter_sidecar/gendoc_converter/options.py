@@ -26,6 +26,9 @@ class ConversionOptions:
     page_ranges: str = ""
     pdfa: str = ""
     pdfua: bool = False
+    # Writer bookmarks as PDF named destinations: how a merged batch finds where
+    # each item starts (gendoc_service.splitting).
+    bookmark_destinations: bool = False
 
 
 def parse_bool(name: str, value: str | None, default: bool = False) -> bool:
@@ -56,6 +59,8 @@ def parse_options(form: Mapping[str, str]) -> tuple[ConversionOptions, bool]:
         page_ranges=ranges,
         pdfa=pdfa,
         pdfua=parse_bool("pdfua", form.get("pdfua")),
+        bookmark_destinations=parse_bool("exportBookmarksToPdfDestination",
+                                         form.get("exportBookmarksToPdfDestination")),
     )
     return options, parse_bool("merge", form.get("merge"))
 
@@ -74,4 +79,6 @@ def filter_data(options: ConversionOptions) -> list[tuple[str, object]]:
             EnableTextAccessForAccessibilityTools=True,
             EmbedStandardFonts=True,
         )
+    if options.bookmark_destinations:
+        data["ExportBookmarksToPDFDestination"] = True
     return list(data.items())

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from anyio import to_thread
 
 from gendoc.deadline import Deadline
 
+from .chunks import ChunkResult, render_chunk
 from .errors import DeadlineExceeded, Problem, RenderTimeout, retry_after
 from .rendering import Renderer, RenderOptions
+
+T = TypeVar("T")
 
 
 class RenderBackend(Protocol):
@@ -29,6 +33,13 @@ class RenderBackend(Protocol):
     async def render(self, docx: bytes, data: dict[str, Any], options: RenderOptions,
                      deadline: Deadline) -> bytes:
         """The rendered .docx, or a Problem (template error, time or memory limit)."""
+        ...
+
+    async def render_chunk(self, docx: bytes, items: list[dict[str, Any]],
+                           options: RenderOptions, max_pages: float, pages_per_item: float,
+                           deadline: Deadline) -> ChunkResult:
+        """`items` rendered and merged (`chunks.render_chunk`) in one go, within
+        `len(items)` renders' time; a Problem only when the whole chunk failed."""
         ...
 
 
@@ -74,7 +85,16 @@ class ThreadBackend:
     async def render(self, docx: bytes, data: dict[str, Any], options: RenderOptions,
                      deadline: Deadline) -> bytes:
         work = functools.partial(self._renderer.render, docx, data, options)
-        allowed = Budget.of(deadline, self.limit)
+        return await self._run(work, Budget.of(deadline, self.limit))
+
+    async def render_chunk(self, docx: bytes, items: list[dict[str, Any]],
+                           options: RenderOptions, max_pages: float, pages_per_item: float,
+                           deadline: Deadline) -> ChunkResult:
+        work = functools.partial(render_chunk, self._renderer, docx, items, options,
+                                 max_pages, pages_per_item)
+        return await self._run(work, Budget.of(deadline, self.limit * len(items)))
+
+    async def _run(self, work: Callable[[], T], allowed: Budget) -> T:
         try:
             async with asyncio.timeout(allowed.seconds):
                 return await to_thread.run_sync(work, abandon_on_cancel=True)

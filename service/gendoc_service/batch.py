@@ -94,41 +94,46 @@ async def render_batch(request: Request) -> Response:
     stack = AsyncExitStack()
     await stack.enter_async_context(services.admission.slot(deadline))
     try:
-        documents = await pipeline.render_many(services, template, body.items, options, deadline)
-        named = list(zip(names, documents, strict=True))
         if converter is not None and body.merge:
-            pdf = await converter.convert([(f"{n}.docx", d) for n, d in named],
-                                          deadline=deadline, merge=True)
+            documents = await pipeline.render_many(services, template, body.items, options,
+                                                   deadline)
+            pdf = await converter.convert(
+                [(f"{n}.docx", d) for n, d in zip(names, documents, strict=True)],
+                deadline=deadline, merge=True)
             await stack.aclose()
             headers["Content-Disposition"] = f'attachment; filename="{stem}.pdf"'
             return Response(pdf, media_type=PDF_MEDIA_TYPE, headers=headers)
+        rendered = await pipeline.render_batch(services, template, body.items, options,
+                                               body.format, deadline)
+        if (problem := rendered.first_problem()) is not None:
+            raise problem
     except BaseException:
         await stack.aclose()
         raise
     headers["Content-Disposition"] = f'attachment; filename="{stem}.zip"'
-    chunks = _stream_zip(services, converter, stack, named, deadline)
+    headers["Gendoc-Batch-Mode"] = rendered.mode
+    chunks = _stream_zip(services, converter, stack, names, rendered, deadline)
     return StreamingResponse(chunks, media_type=ZIP_MEDIA_TYPE, headers=headers)
 
 
 async def _zip_entries(services: Services, converter: ConverterClient | None,
-                       named: list[tuple[str, bytes]],
+                       names: list[str], rendered: pipeline.RenderedBatch,
                        deadline: Deadline) -> AsyncGenerator[tuple[str, bytes], None]:
     """(file name, bytes) of each zip entry, in item order."""
-    if converter is None:  # format docx
-        for name, docx in named:
-            yield f"{name}.docx", docx
-        return
+    extension = "pdf" if converter is not None else "docx"
     # aclosing: stopping early (client gone, deadline) cancels the conversions.
-    async with aclosing(pipeline.convert_many(services, converter, named, deadline)) as results:
-        async for name, result in results:
+    async with aclosing(pipeline.convert_batch(services, converter, rendered,
+                                               deadline)) as results:
+        async for index, result in results:
             if isinstance(result, bytes):
-                yield f"{name}.pdf", result
+                yield f"{names[index]}.{extension}", result
             else:  # the response has started: the problem takes the PDF's place
-                yield f"{name}.error.json", json.dumps(result.body()).encode()
+                yield f"{names[index]}.error.json", json.dumps(result.body()).encode()
 
 
 def _stream_zip(services: Services, converter: ConverterClient | None, stack: AsyncExitStack,
-                named: list[tuple[str, bytes]], deadline: Deadline) -> AsyncIterator[bytes]:
+                names: list[str], rendered: pipeline.RenderedBatch,
+                deadline: Deadline) -> AsyncIterator[bytes]:
     chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
 
     async def put(chunk: bytes | None) -> None:
@@ -140,7 +145,8 @@ def _stream_zip(services: Services, converter: ConverterClient | None, stack: As
         async with stack:  # releases the admission slot however this ends
             sink = _Sink()
             archive = zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED)
-            async with aclosing(_zip_entries(services, converter, named, deadline)) as entries:
+            entries_of = _zip_entries(services, converter, names, rendered, deadline)
+            async with aclosing(entries_of) as entries:
                 async for filename, data in entries:
                     archive.writestr(filename, data)
                     await put(sink.take())

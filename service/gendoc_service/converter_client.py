@@ -53,8 +53,9 @@ class ConverterClient:
         return await self.convert([(filename, docx)], deadline=deadline)
 
     async def convert(self, documents: list[tuple[str, bytes]], *, deadline: Deadline,
-                      merge: bool = False) -> bytes:
-        """Convert documents: one PDF for one document or with `merge`, else a zip."""
+                      merge: bool = False, fields: dict[str, str] | None = None) -> bytes:
+        """Convert documents: one PDF for one document or with `merge`, else a zip;
+        `fields`: more of Gotenberg's form fields."""
         if deadline.expired:
             raise DeadlineExceeded("No time was left for the PDF conversion.",
                                    headers=retry_after(1))
@@ -67,7 +68,7 @@ class ConverterClient:
         try:
             response = await self._http.post(
                 CONVERT_PATH, files=files, headers=headers,
-                data={"merge": "true"} if merge else None,
+                data={**({"merge": "true"} if merge else {}), **(fields or {})} or None,
                 timeout=httpx.Timeout(left, connect=min(self.connect_timeout, left)),
             )
         except httpx.TimeoutException:

@@ -52,3 +52,8 @@ class ServiceMetrics:
             "gendoc_rejected", "Requests refused before being served, by reason.",
             ["reason"], registry=r,
         )
+        self.batch_mode = Counter(
+            "gendoc_batch_mode", "PDF batches and jobs by how they were converted: merged "
+            "(items converted as one document, then split) or single (one conversion per item).",
+            ["mode"], registry=r,
+        )

@@ -9,20 +9,24 @@ holding one admission slot around both. Every step takes the request's absolute
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from anyio import to_thread
 from prometheus_client import Histogram
 
 from gendoc.deadline import Deadline
 
+from . import chunks, errors, splitting
 from .converter_client import ConverterClient
 from .errors import FormatNotImplemented, Problem
 from .rendering import RenderOptions
 from .services import Services
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Format = Literal["pdf", "docx"]
 
@@ -124,6 +128,180 @@ async def convert_many(services: Services, converter: ConverterClient,
                 yield name, await task
             except Problem as problem:
                 yield name, problem
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+# -- batches converted as merged documents -------------------------------------------
+BatchMode = Literal["merged", "single"]
+# Gotenberg's own field (a real Gotenberg has it too): Writer bookmarks become PDF
+# named destinations, which is how `splitting` finds where each item starts.
+_DESTINATIONS = {"exportBookmarksToPdfDestination": "true"}
+
+
+def batch_mode(fmt: Format, count: int, enabled: bool,
+               per_document: list[str]) -> tuple[BatchMode, list[str]]:
+    """How a batch is converted, and why not merged (`per_document`: reasons its
+    options need one conversion per document, such as PDF/A or encryption)."""
+    reasons = list(per_document)
+    if fmt != "pdf":
+        reasons.append("DOCX output is one document per item")
+    if count < 2:
+        reasons.append("a single item")
+    if not enabled:
+        reasons.append("merging is off (GENDOC_BATCH_MERGE)")
+    return ("single" if reasons else "merged"), reasons
+
+
+def chunk_size(count: int, workers: int, max_items: int) -> int:
+    """Items per render chunk: every render worker gets a share, none more than
+    `max_items` (one merged document at most)."""
+    return max(1, min(max_items, -(-count // max(workers, 1))))
+
+
+@dataclass
+class RenderedBatch:
+    """A batch rendered and ready to convert: how, and what each item became."""
+
+    template: bytes
+    items: list[dict[str, Any]]
+    options: RenderOptions
+    format: Format
+    mode: BatchMode
+    reasons: list[str]  # why single, or why some items are converted alone
+    merged: list[chunks.Merged] = field(default_factory=list)  # indices into items
+    documents: dict[int, bytes] = field(default_factory=dict)  # .docx converted alone
+    problems: dict[int, Problem] = field(default_factory=dict)
+
+    def first_problem(self) -> Problem | None:
+        return self.problems[min(self.problems)] if self.problems else None
+
+
+def _item_problem(index: int, problem: Problem) -> Problem:
+    problem.extensions["item"] = index
+    problem.detail = f"Item {index}: {problem.detail}"
+    return problem
+
+
+async def render_batch(services: Services, template: bytes, items: list[dict[str, Any]],
+                       options: RenderOptions, fmt: Format, deadline: Deadline,
+                       per_document: list[str] | None = None) -> RenderedBatch:
+    """Every item rendered: merged into documents to convert (`chunks`) where it can
+    be, else alone; an item's render problem is its own (`problems`)."""
+    settings = services.settings
+    mode, reasons = batch_mode(fmt, len(items), settings.batch_merge, per_document or [])
+    batch = RenderedBatch(template, items, options, fmt, mode, reasons)
+    started = time.perf_counter()
+    if mode == "merged":
+        await _render_merged(services, batch, deadline)
+    else:
+        await _render_alone(services, batch, list(range(len(items))), deadline)
+    services.metrics.render_duration.observe((time.perf_counter() - started) / len(items))
+    if fmt == "pdf":
+        if not batch.merged:
+            batch.mode = "single"
+        services.metrics.batch_mode.labels(batch.mode).inc()
+    return batch
+
+
+async def _render_alone(services: Services, batch: RenderedBatch, indices: list[int],
+                        deadline: Deadline) -> None:
+    async def one(i: int) -> None:
+        try:
+            batch.documents[i] = await services.backend.render(
+                batch.template, batch.items[i], batch.options, deadline)
+        except Problem as problem:
+            batch.problems[i] = _item_problem(i, problem)
+
+    await asyncio.gather(*(one(i) for i in indices))
+
+
+async def _render_merged(services: Services, batch: RenderedBatch, deadline: Deadline) -> None:
+    settings = services.settings
+    size = chunk_size(len(batch.items), settings.render_workers, settings.batch_merge_items)
+    starts = range(0, len(batch.items), size)
+
+    async def chunk(start: int) -> None:
+        indices = list(range(start, min(start + size, len(batch.items))))
+        try:
+            result = await services.backend.render_chunk(
+                batch.template, [batch.items[i] for i in indices], batch.options,
+                settings.batch_merge_pages, 0.0, deadline)
+        except Problem as problem:
+            # The chunk as a whole hit a limit: each item again alone, so that only
+            # the one at fault fails.
+            log.warning("batch chunk failed (%s); its items render alone", problem.detail)
+            await _render_alone(services, batch, indices, deadline)
+            return
+        for merged in result.merged:
+            batch.merged.append(chunks.Merged(merged.docx, [indices[i] for i in merged.items],
+                                              merged.info))
+        for i, docx in result.alone.items():
+            batch.documents[indices[i]] = docx
+        for i, why in result.reasons.items():
+            batch.reasons += [f"item {indices[i]}: {reason}" for reason in why]
+        for i, found in result.problems.items():
+            rebuilt = errors.rebuild(found.slug, found.detail, found.extensions)
+            batch.problems[indices[i]] = _item_problem(indices[i], rebuilt)
+
+    await asyncio.gather(*(chunk(start) for start in starts))
+
+
+async def convert_batch(services: Services, converter: ConverterClient | None,
+                        batch: RenderedBatch, deadline: Deadline
+                        ) -> AsyncGenerator[tuple[int, bytes | Problem], None]:
+    """Each item's document (PDF, or the .docx without a converter) or problem, in order.
+
+    A merged document whose conversion or split fails is converted again item by
+    item, so no item pays for a neighbour."""
+    count = len(batch.items)
+    loop = asyncio.get_running_loop()
+    results: dict[int, asyncio.Future[bytes | Problem]] = {
+        i: loop.create_future() for i in range(count)}
+    for i, problem in batch.problems.items():
+        results[i].set_result(problem)
+    if converter is None:
+        for i, docx in batch.documents.items():
+            results[i].set_result(docx)
+        for i in range(count):
+            yield i, await results[i]
+        return
+    gate = asyncio.Semaphore(CONVERSIONS_IN_FLIGHT)
+
+    async def alone(i: int) -> None:
+        try:
+            docx = batch.documents.get(i)
+            if docx is None:
+                docx = await services.backend.render(batch.template, batch.items[i],
+                                                     batch.options, deadline)
+            async with gate:
+                results[i].set_result(await convert(services, converter, f"{i}.docx", docx,
+                                                    deadline))
+        except Problem as problem:
+            results[i].set_result(_item_problem(i, problem))
+
+    async def merged(document: chunks.Merged) -> None:
+        try:
+            async with gate:
+                work = converter.convert([("batch.docx", document.docx)], deadline=deadline,
+                                         fields=_DESTINATIONS)
+                pdf = await _timed(services.metrics.convert_duration, work)
+            pdfs = await to_thread.run_sync(splitting.split, pdf, len(document.items),
+                                            document.info)
+        except (Problem, splitting.SplitFailed) as exc:
+            log.warning("merged conversion of %d items failed (%s); converting them alone",
+                        len(document.items), exc)
+            await asyncio.gather(*(alone(i) for i in document.items))
+            return
+        for i, item_pdf in zip(document.items, pdfs, strict=True):
+            results[i].set_result(item_pdf)
+
+    tasks = [asyncio.ensure_future(merged(d)) for d in batch.merged]
+    tasks += [asyncio.ensure_future(alone(i)) for i in sorted(batch.documents)]
+    try:
+        for i in range(count):
+            yield i, await results[i]
     finally:
         for task in tasks:
             task.cancel()

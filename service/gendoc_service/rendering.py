@@ -370,6 +370,14 @@ class Renderer:
     # -- rendering --------------------------------------------------------
     def render(self, docx: bytes, data: dict[str, Any],
                options: RenderOptions = RenderOptions()) -> bytes:
+        tpl = _Template(io.BytesIO(docx))
+        self.render_into(tpl, docx, data, options)
+        return _saved(tpl)
+
+    def render_into(self, tpl: _Template, docx: bytes, data: dict[str, Any],
+                    options: RenderOptions) -> None:
+        """Render `tpl`, a template loaded from `docx`, in place (a batch renders many
+        items with one loaded template: chunks.py)."""
         strict = options.strict
         if strict and (absent := variables_mod.missing_in(data, self._required(docx, options))):
             raise _undefined(absent)
@@ -377,18 +385,22 @@ class Renderer:
         token = _missing.set(missing if strict else None)
         try:
             with formatting.formatting_with(options.formatter):
-                document = self.document(docx, data, options, ())
+                self._fill(tpl, data, options, ())
         finally:
             _missing.reset(token)
         if missing:
             raise _undefined(list(dict.fromkeys(missing)))
-        return document
 
     def document(self, docx: bytes, data: dict[str, Any], options: RenderOptions,
                  chain: tuple[str, ...]) -> bytes:
         """One document of a render: the template itself, or a sub-template in `chain`."""
-        strict = options.strict
         tpl = _Template(io.BytesIO(docx))
+        self._fill(tpl, data, options, chain)
+        return _saved(tpl)
+
+    def _fill(self, tpl: _Template, data: dict[str, Any], options: RenderOptions,
+              chain: tuple[str, ...]) -> None:
+        strict = options.strict
         env = self._strict if strict else self._lenient
         raw = data
         if richdata.has_markers(data):
@@ -415,9 +427,12 @@ class Renderer:
             ) from None
         finally:
             _including.reset(token)
-        out = io.BytesIO()
-        tpl.save(out)
-        return out.getvalue()
+
+
+def _saved(tpl: _Template) -> bytes:
+    out = io.BytesIO()
+    tpl.save(out)
+    return out.getvalue()
 
 
 def _undefined(paths: list[str]) -> UndefinedVariables:

@@ -26,6 +26,7 @@ from gendoc.deadline import Deadline
 
 from . import errors
 from .backends import Budget
+from .chunks import ChunkResult
 from .rendering import RenderOptions
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,17 @@ class Job:
 
 
 @dataclass(frozen=True)
+class ChunkJob:
+    """Items of one template rendered and merged in one go (`chunks.render_chunk`)."""
+
+    docx: bytes
+    items: list[dict[str, Any]]
+    options: RenderOptions
+    max_pages: float
+    pages_per_item: float
+
+
+@dataclass(frozen=True)
 class Reply:
     """What a worker answers: the document, or a problem by slug (rebuilt in the parent)."""
 
@@ -64,6 +76,7 @@ class Reply:
     detail: str = ""
     extensions: dict[str, Any] = field(default_factory=dict)
     replace: bool = False  # the worker is not fit for another job (memory, death)
+    chunk: ChunkResult | None = None  # a ChunkJob's result
 
     @classmethod
     def of(cls, problem: errors.Problem, *, replace: bool = False) -> Reply:
@@ -71,8 +84,14 @@ class Reply:
                    replace=replace)
 
 
-def _render_reply(renderer: Any, job: Job, conn: multiprocessing.connection.Connection) -> Reply:
+def _render_reply(renderer: Any, job: Job | ChunkJob,
+                  conn: multiprocessing.connection.Connection) -> Reply:
     try:
+        if isinstance(job, ChunkJob):
+            from .chunks import render_chunk
+
+            return Reply(chunk=render_chunk(renderer, job.docx, job.items, job.options,
+                                            job.max_pages, job.pages_per_item))
         return Reply(renderer.render(job.docx, job.data, job.options))
     except errors.Problem as problem:
         return Reply.of(problem)
@@ -136,7 +155,7 @@ class _Worker:
         except (EOFError, OSError):
             return False
 
-    def call(self, job: Job, timeout: float) -> Reply | None:
+    def call(self, job: Job | ChunkJob, timeout: float) -> Reply | None:
         """Send a job and wait for its reply; None on timeout."""
         try:
             self.conn.send(job)
@@ -221,21 +240,33 @@ class ProcessBackend:
 
     async def render(self, docx: bytes, data: dict[str, Any], options: RenderOptions,
                      deadline: Deadline) -> bytes:
+        return (await self._call(Job(docx, data, options), deadline, 1)).document
+
+    async def render_chunk(self, docx: bytes, items: list[dict[str, Any]],
+                           options: RenderOptions, max_pages: float, pages_per_item: float,
+                           deadline: Deadline) -> ChunkResult:
+        job = ChunkJob(docx, items, options, max_pages, pages_per_item)
+        chunk = (await self._call(job, deadline, len(items))).chunk
+        assert chunk is not None
+        return chunk
+
+    async def _call(self, job: Job | ChunkJob, deadline: Deadline, renders: int) -> Reply:
+        """The reply of an idle worker to `job` (`renders` renders' worth of time)."""
         try:
             async with asyncio.timeout(deadline.remaining()):
                 worker = await self._idle.get()
         except TimeoutError:
-            raise Budget(0.0, self.limits.timeout).exceeded() from None
-        allowed = Budget.of(deadline, self.limits.timeout)
+            raise Budget(0.0, self.limits.timeout * renders).exceeded() from None
+        allowed = Budget.of(deadline, self.limits.timeout * renders)
         reply: Reply | None = None
         try:
-            reply = await to_thread.run_sync(worker.call, Job(docx, data, options), allowed.seconds)
+            reply = await to_thread.run_sync(worker.call, job, allowed.seconds)
         finally:
             self._release(worker, reply)
         if reply is None:
             raise allowed.exceeded("; the worker was replaced")
         if not reply.slug:
-            return reply.document
+            return reply
         if reply.slug == errors.Problem.slug:
             log.error("render worker failed: %s", reply.detail)
             raise errors.Problem("Rendering failed unexpectedly; it has been logged.")

@@ -1,0 +1,90 @@
+"""The merged path's decisions, alone: mode, chunk size, page boundaries, blockers."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from docx import Document
+from docx_helpers import make_docx
+from gendoc_service import merging
+from gendoc_service.pipeline import batch_mode, chunk_size
+from gendoc_service.splitting import SplitFailed, boundaries
+
+
+def test_batch_mode_merges_pdf_batches_of_several_items() -> None:
+    assert batch_mode("pdf", 2, True, []) == ("merged", [])
+    mode, reasons = batch_mode("docx", 5, True, [])
+    assert mode == "single" and reasons == ["DOCX output is one document per item"]
+    assert batch_mode("pdf", 1, True, [])[0] == "single"
+    assert batch_mode("pdf", 9, False, [])[0] == "single"
+    assert batch_mode("pdf", 9, True, ["PDF/A"]) == ("single", ["PDF/A"])
+
+
+@pytest.mark.parametrize(("count", "workers", "most", "size"), [
+    (200, 2, 50, 50), (60, 2, 50, 30), (3, 2, 50, 2), (1, 4, 50, 1), (10, 0, 50, 10),
+    (500, 8, 20, 20),
+])
+def test_chunk_size_spreads_over_workers_within_the_bound(count: int, workers: int, most: int,
+                                                           size: int) -> None:
+    assert chunk_size(count, workers, most) == size
+
+
+def test_boundaries_follow_the_destinations() -> None:
+    assert boundaries({0: 0, 1: 1, 2: 4}, 3, 5) == [range(0, 1), range(1, 4), range(4, 5)]
+
+
+@pytest.mark.parametrize("starts", [
+    {0: 0, 2: 3},  # an item without its destination
+    {0: 1, 1: 2},  # the first item not on the first page
+    {0: 0, 1: 3, 2: 2},  # out of order
+    {0: 0, 1: 0},  # two items on one page
+    {0: 0, 1: 5},  # past the last page
+])
+def test_boundaries_refuse_what_the_pdf_does_not_show(starts: dict[int, int]) -> None:
+    with pytest.raises(SplitFailed):
+        boundaries(starts, max(len(starts), 2), 5)
+
+
+def _with_field(instruction: str) -> bytes:
+    doc = Document()
+    paragraph = doc.add_paragraph("Page ")
+    run = paragraph.add_run()
+    run._r.append(run._r.makeelement(
+        "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}instrText", {}))
+    run._r[-1].text = f" {instruction} "
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
+
+
+def test_blockers_name_what_cannot_be_kept_apart() -> None:
+    assert merging.blockers(merging.read_package(make_docx("plain", header="h",
+                                                           footer="f"))) == []
+    assert merging.blockers(merging.read_package(_with_field("PAGE"))) == []
+    assert merging.blockers(merging.read_package(_with_field("NUMPAGES"))) == [
+        "a NUMPAGES field"]
+
+
+def test_blockers_refuse_unknown_relationships() -> None:
+    parts = merging.read_package(make_docx("x"))
+    rels = parts[merging.DOCUMENT_RELS].decode()
+    rels = rels.replace("</Relationships>", '<Relationship Id="rIdX" Type="http://schemas.'
+                        'openxmlformats.org/officeDocument/2006/relationships/chart" '
+                        'Target="charts/chart1.xml"/></Relationships>')
+    parts[merging.DOCUMENT_RELS] = rels.encode()
+    assert merging.blockers(parts) == ["a chart relationship"]
+
+
+def test_merge_gives_each_item_its_section_headers_and_bookmark() -> None:
+    items = [merging.read_package(make_docx(f"body {i}", header=f"head {i}")) for i in range(3)]
+    merged = merging.read_package(merging.merge(items))
+    document = merged[merging.DOCUMENT].decode()
+    for i in range(3):
+        assert f'w:name="{merging.item_bookmark(i)}"' in document
+        assert f"body {i}" in document
+    headers = [n for n in merged if "header" in n and n.endswith(".xml")]
+    assert sorted(merged[n].decode().count("head ") for n in headers) == [1, 1, 1]
+    assert document.count("<w:sectPr") == 3 and document.count('w:start="1"') == 3
+    assert zipfile.ZipFile(io.BytesIO(merging.write_package(merged))).testzip() is None
