@@ -250,6 +250,8 @@ class IdempotencyMiddleware:
         if given is None:
             await self.app(scope, receive, send)
             return
+        # The router will not see what is answered here; the metrics label it by route.
+        scope.setdefault("route", _RouteLabel(scope["path"]))
         # Outside the exception middleware: problems are answered here, not raised.
         try:
             key = scoped_key(presented_key(headers), parse_key(given.decode("latin-1")))
@@ -316,6 +318,11 @@ class IdempotencyMiddleware:
             if size <= self.policy.max_bytes else None
         await to_thread.run_sync(store.complete, key, Record(fp, True, response),
                                  self.policy.retention)
+
+
+@dataclass(frozen=True)
+class _RouteLabel:
+    path: str  # what MetricsMiddleware reads of a matched route
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -159,6 +159,9 @@ def test_kept_problems_replay_and_bad_keys_are_400(client: httpx.Client) -> None
     bad = client.post("/v1/render", json=body, headers={"Idempotency-Key": "a b"})
     assert bad.status_code == 400
     assert bad.json()["type"].endswith("/invalid-idempotency-key")
+    # Answered before routing, still counted under the route's label.
+    assert 'gendoc_requests_total{code="400",route="/v1/render"} 1.0' in \
+        client.get("/metrics").text.splitlines()
 
 
 def test_without_a_key_nothing_is_kept(client: httpx.Client) -> None:
