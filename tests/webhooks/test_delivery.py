@@ -7,13 +7,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 
+from conftest import EXAMPLES
 from gendoc_service.webhooks import AllowList, Limits, deliver, parse_secret
 from standardwebhooks.webhooks import Webhook
 from webhooks.receiver import running_receiver
+
+from gendoc.procs import free_port
+from gendoc.readiness import wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"gendoc-test-secret-32-bytes-long").decode()
 KEY = parse_secret(SECRET)
@@ -146,3 +152,33 @@ def test_tls_to_a_pinned_address_checks_the_certificate_against_the_name(
                                     attempt=1, allow=allow, resolver=resolve, verify=trust))
         assert not wrong.attempt.delivered and "certificate" in (wrong.attempt.error or "").lower()
         assert len(rx.received) == 1
+
+
+def test_the_readme_receiver_verifies_our_signature(tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "receiver.log").open("w+")
+    receiver = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "webhook_receiver.py"), str(port)],
+        env={**os.environ, "GENDOC_WEBHOOK_SECRET": SECRET}, stdout=log, stderr=log, text=True)
+    try:
+        allow = AllowList.parse(f"127.0.0.1:{port}")
+        url = f"http://127.0.0.1:{port}/"
+        event = json.dumps({"type": "job.succeeded", "timestamp": "2026-11-28T12:00:00Z",
+                            "data": {"id": "j42", "result": {"url": "/v1/jobs/j42/result"}}})
+
+        def sent() -> int | None:
+            out = asyncio.run(deliver(url, "msg_r", event.encode(), key=KEY, attempt=1,
+                                      allow=allow))
+            return out.attempt.status
+        assert wait_until(sent, 30, what="the example receiver answering") == 204
+        # Signed with another secret: refused.
+        other = parse_secret("whsec_" + base64.b64encode(b"x" * 32).decode())
+        out = asyncio.run(deliver(url, "msg_s", event.encode(), key=other, attempt=1,
+                                  allow=allow))
+        assert out.attempt.status == 401
+        log.seek(0)
+        assert "job.succeeded j42 /v1/jobs/j42/result" in log.read()
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=20)
+        log.close()
