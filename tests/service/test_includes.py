@@ -310,3 +310,37 @@ def test_depth_limit_through_the_api(client: httpx.Client) -> None:
             assert r.json()["chain"] == names
         else:
             assert r.status_code == 201, r.text
+
+
+def test_include_gives_what_docxtpls_own_subdoc_gives(client: httpx.Client) -> None:
+    """docxtpl's merge_docx corpus case, its {{p mysubdoc}} written as include(): the same
+    text as docxtpl's Subdoc of the same file, and the same pictures."""
+    from conftest import CORPUS
+    from docx_helpers import replace_in_zip
+    from docxtpl import DocxTemplate
+
+    master = (CORPUS / "templates" / "merge_docx_master_tpl.docx").read_bytes()
+    asset = CORPUS / "assets" / "merge_docx_subdoc.docx"
+    name = f"merge-sub-{uuid.uuid4().hex[:8]}"
+    with zipfile.ZipFile(io.BytesIO(master)) as z:
+        body = z.read("word/document.xml").decode()
+    assert body.count("<w:t>mysubdoc</w:t>") == 1
+    template = replace_in_zip(master, "word/document.xml", body.replace(
+        "<w:t>mysubdoc</w:t>", f"<w:t>include(&apos;{name}&apos;)</w:t>").encode())
+    assert _put(client, name, asset.read_bytes()).status_code == 201
+    r = client.post("/v1/render", files={"template": ("m.docx", template)},
+                    data={"data": "{}", "format": "docx"})
+    assert r.status_code == 200, r.text
+
+    tpl = DocxTemplate(CORPUS / "templates" / "merge_docx_master_tpl.docx")
+    tpl.render({"mysubdoc": tpl.new_subdoc(str(asset))})
+    expected = io.BytesIO()
+    tpl.save(expected)
+    assert part_texts(r.content) == part_texts(expected.getvalue())
+
+    def media(docx: bytes) -> list[bytes]:
+        with zipfile.ZipFile(io.BytesIO(docx)) as z:
+            return sorted(z.read(n) for n in z.namelist() if n.startswith("word/media/"))
+
+    assert media(r.content) == media(expected.getvalue())
+    assert set(media(asset.read_bytes())) <= set(media(r.content))  # its 7 pictures
