@@ -29,12 +29,14 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from anyio import to_thread
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import (
@@ -132,6 +134,35 @@ def fingerprint(method: str, path: str, query: bytes, content_type: str, body: b
                               ensure_ascii=False).encode()
     digest = hashlib.sha256(f"{method} {path}?".encode() + query + b"\n" + body)
     return digest.hexdigest()
+
+
+async def form_digest(content_type: str, body: bytes) -> bytes | None:
+    """A multipart body by its parts (names, file names, types, contents), not its
+    bytes: a client library draws a new boundary for every request, its retry too.
+    None when the body is not a form that parses (its bytes count then)."""
+    if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data":
+        return None
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    parser = MultiPartParser(Headers({"content-type": content_type}), stream(),
+                             max_files=64, max_fields=64, max_part_size=len(body) + 1)
+    try:
+        form = await parser.parse()
+    except (MultiPartException, ValueError):
+        return None
+    parts: list[list[str | None]] = []
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                digest = hashlib.sha256(await value.read()).hexdigest()
+                parts.append([name, value.filename, value.content_type, digest])
+            else:
+                parts.append([name, value])
+    finally:
+        await form.close()
+    return json.dumps(parts).encode()
 
 
 def keep(status: int) -> bool:
@@ -261,8 +292,9 @@ class IdempotencyMiddleware:
             return
         if body is None:
             return
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
         fp = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""),
-                         headers.get(b"content-type", b"").decode("latin-1"), body)
+                         content_type, await form_digest(content_type, body) or body)
         store: IdempotencyStore = self.store_of(scope)
         held = await to_thread.run_sync(store.claim, key, fp, self.policy.lease)
         if held is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from gendoc_service.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey
 from gendoc_service.idempotency import (
@@ -9,6 +11,7 @@ from gendoc_service.idempotency import (
     StoredResponse,
     conflict,
     fingerprint,
+    form_digest,
     keep,
     parse_key,
     scoped_key,
@@ -71,3 +74,19 @@ def test_records_round_trip() -> None:
                               b"%PDF\n\x00\xff")
     for record in [Record("f", False), Record("f", True), Record("f", True, response)]:
         assert Record.from_bytes(record.to_bytes()) == record
+
+
+def test_a_form_counts_by_its_parts_not_its_boundary() -> None:
+    def form(boundary: str, data: str) -> tuple[str, bytes]:
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"template\"; "
+                f"filename=\"t.docx\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                f"DOCX\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n"
+                f"{data}\r\n--{boundary}--\r\n").encode()
+        return f"multipart/form-data; boundary={boundary}", body
+
+    a = asyncio.run(form_digest(*form("aaa", '{"x": 1}')))
+    assert a is not None
+    assert a == asyncio.run(form_digest(*form("bbb", '{"x": 1}')))
+    assert a != asyncio.run(form_digest(*form("aaa", '{"x": 2}')))
+    assert asyncio.run(form_digest("application/json", b"{}")) is None
+    assert asyncio.run(form_digest("multipart/form-data; boundary=z", b"garbage")) is None

@@ -200,3 +200,18 @@ def test_expiry_and_answers_too_large_to_keep(tmp_path: Path) -> None:
             wait_until(reusable, 60, interval=0.2, what="the key expired")
     finally:
         server.stop()
+
+
+def test_a_multipart_retry_with_a_new_boundary_is_the_same_request(
+        client: httpx.Client) -> None:
+    key = str(uuid.uuid4())
+    docx = make_docx("Hello {{ who }}")
+
+    def post(who: str) -> httpx.Response:
+        return client.post("/v1/render", files={"template": ("hello.docx", docx, DOCX)},
+                           data={"data": json.dumps({"who": who}), "format": "docx"},
+                           headers={"Idempotency-Key": key})
+    first, again = post("Ada"), post("Ada")
+    assert first.status_code == again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true" and again.content == first.content
+    assert post("Bob").status_code == 422
