@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT ?= out
 
-.PHONY: bootstrap demo test test-unit up bench soak lint clean
+.PHONY: bootstrap demo test test-unit up bench soak lint clean playground-screenshot
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -21,6 +21,11 @@ test: bootstrap
 
 test-unit: bootstrap
 	$(PY) -m pytest -q tests -m "not libreoffice and not kubernetes"
+
+## The README's picture of the playground, taken by its browser test (tests/ui).
+playground-screenshot: bootstrap
+	GENDOC_UI_SHOTS=$(OUT)/ui $(PY) -m pytest -q tests/ui/test_playground.py -k readme_screenshot
+	cp $(OUT)/ui/playground.png docs/images/playground.png
 
 ## Run the local stack in the foreground (Ctrl-C stops it).
 up: bootstrap

@@ -28,6 +28,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c "import uno, docxtpl, starlette" >/dev/null
+# axe-core for the playground's accessibility test, in ~/.cache/gendoc (never served).
+bash scripts/axe-core.sh >/dev/null
 
 # What bootstrap cannot install: say which tier would fail without it (README,
 # "What the machine needs"). Warnings only: `make demo` needs none of these.

@@ -31,6 +31,7 @@ from .middleware import (
 from .routes import routes
 from .services import STATE_KEY, Services
 from .settings import ServiceSettings
+from .ui import routes as playground_routes
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
             yield {STATE_KEY: services}
 
     return Starlette(
-        routes=routes,
+        routes=[*routes, *playground_routes],
         lifespan=lifespan,
         middleware=_middleware(settings, metrics),
         exception_handlers={

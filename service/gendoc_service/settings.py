@@ -118,6 +118,15 @@ class ServiceSettings(BaseSettings):
         "address block is 2; 4 leaves room while bounding what one render fetches and merges.",
     )
 
+    # The playground's preview (POST /v1/preview): page images of the rendered PDF.
+    preview_max_pages: int = Field(
+        20, description="Most pages a preview shows as images (the count says how many more).",
+    )
+    preview_dpi: int = Field(
+        60, description="Resolution of preview page images, dots per inch: an A4 page at 60 "
+        "is 496x702 pixels, readable on screen at about 40 KiB of PNG.",
+    )
+
     cache_bytes: int = Field(
         64 * MiB,
         description="Bound of the in-memory caches (template bytes, compiled Jinja parts), bytes.",

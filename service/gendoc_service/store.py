@@ -10,6 +10,7 @@ Directory layout under the root (a mounted volume in Kubernetes):
     <name>/current              the id of the newest version (replaced atomically)
     <name>/<id>.docx            an immutable version; id = sha256 of its bytes
     <name>/<id>.json            its metadata; a version exists once this exists
+    <name>/sample               sample data (JSON) saved with the template (the playground)
 
 A plain `<name>.docx` file directly under the root is a template too, with one
 version (the hash of its bytes). That is how templates arrive from a ConfigMap
@@ -121,6 +122,13 @@ class TemplateStore(Protocol):
 
     def get(self, name: str, version: str | None = None) -> tuple[str, bytes]:
         """The bytes of a version (the current one when `version` is None)."""
+        ...
+
+    def put_sample(self, name: str, data: bytes) -> None:
+        """Keep sample data (JSON bytes) with a stored template, replacing any earlier."""
+
+    def get_sample(self, name: str) -> bytes | None:
+        """The template's sample data, None when none was saved (404 for no template)."""
         ...
 
 
@@ -238,14 +246,9 @@ class DirectoryStore:
                 max_replicas=self.fleet_replicas)
 
     def delete(self, name: str, version: str | None = None) -> None:
-        directory = self._dir(name)
+        self._dir(name)
         self._check_shared()
-        if not (directory / "current").exists():
-            if self._plain(name).is_file():
-                raise TemplateReadOnly(
-                    f"Template {name!r} is a file provided with the store (for example from a "
-                    "ConfigMap); remove it there.", template=name)
-            raise TemplateNotFound(f"There is no template named {name!r}.", template=name)
+        directory = self._stored_dir(name, "remove it there")
         try:
             if version is None:
                 graveyard = self.root / f".deleted-{uuid.uuid4().hex}"
@@ -331,6 +334,39 @@ class DirectoryStore:
                                    headers=retry_after(_STORE_RETRY)) from None
         self._bytes.put(vid, data)
         return vid, data
+
+    def put_sample(self, name: str, data: bytes) -> None:
+        self._dir(name)
+        self._check_shared()
+        directory = self._stored_dir(name, "upload it to keep sample data with it")
+        try:
+            _atomic_write(directory / "sample", data)
+        except OSError as exc:
+            raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.",
+                                   headers=retry_after(_STORE_RETRY)) from None
+
+    def get_sample(self, name: str) -> bytes | None:
+        if not (self._dir(name) / "current").exists() and self._plain(name).is_file():
+            return None  # a mounted file has nowhere to keep sample data
+        try:
+            return (self._stored_dir(name, "") / "sample").read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreUnavailable(f"The template store cannot be read: {exc.strerror}.",
+                                   headers=retry_after(_STORE_RETRY)) from None
+
+    def _stored_dir(self, name: str, instead: str) -> Path:
+        """The directory of an uploaded template; a plain file has none, and is read-only
+        (`instead` tells the caller what to do about it)."""
+        directory = self._dir(name)
+        if not (directory / "current").exists():
+            if self._plain(name).is_file():
+                raise TemplateReadOnly(
+                    f"Template {name!r} is a file provided with the store (for example from a "
+                    f"ConfigMap); {instead}.", template=name)
+            raise TemplateNotFound(f"There is no template named {name!r}.", template=name)
+        return directory
 
     def _version_meta(self, name: str, version: str) -> Version:
         directory = self._dir(name)

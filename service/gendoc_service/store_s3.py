@@ -6,6 +6,8 @@ Chosen by `GENDOC_STORE_URL=s3://BUCKET/PREFIX`. Layout under the prefix:
                                           version (id, size, created); the one mutable object
     templates/<name>/versions/<id>.docx   an immutable version; id = sha256 of its bytes
     templates/<name>/versions/<id>.json   its metadata (with the variables it reads)
+    templates/<name>/sample               sample data (JSON) saved with it (the playground;
+                                          last write wins)
 
 Consistency across replicas, with nothing but S3's conditional writes (no lock
 service): a version's objects are written before any manifest names them, and
@@ -193,6 +195,9 @@ class S3Store:
     def _version_key(self, name: str, vid: str, suffix: str) -> str:
         return f"{self._base(name)}versions/{vid}.{suffix}"
 
+    def _sample_key(self, name: str) -> str:
+        return self._base(name) + "sample"
+
     # -- start-up and health ---------------------------------------------------
     def open(self) -> None:
         """Nothing to create: the bucket is the platform's; a store that is down is not fatal."""
@@ -360,6 +365,8 @@ class S3Store:
         assert before is not None
         gone = [v.id for v in before.versions if after.find(v.id) is None]
         keys = [self._version_key(name, vid, s) for vid in gone for s in ("docx", "json")]
+        if after.current is None:
+            keys.append(self._sample_key(name))
         try:
             # Objects only after the manifest stopped naming them (S3 allows 1,000 a call).
             for i in range(0, len(keys), 1000):
@@ -368,6 +375,15 @@ class S3Store:
         except (BotoCoreError, ClientError) as exc:
             # The template is already gone for every reader; only unreachable bytes remain.
             log.warning("deleted %r but could not remove its objects: %s", name, exc)
+
+    def put_sample(self, name: str, data: bytes) -> None:
+        self._manifest(name, fresh=True)  # 404 for no template
+        self._put(self._sample_key(name), data, "application/json")
+
+    def get_sample(self, name: str) -> bytes | None:
+        self._manifest(name)
+        found = self._get(self._sample_key(name))
+        return None if found is None else found[0]
 
     # -- reading -----------------------------------------------------------------------
     def names(self) -> list[str]:

@@ -104,8 +104,9 @@ def _up(args: argparse.Namespace) -> int:
              *(["--store-url", args.store_url] if args.store_url else [])],
             args.port, "/readyz", timeout=args.start_timeout, new_session=False,
         ))
-        print(f"gendoc up: service http://127.0.0.1:{args.port}, converter {converter_url} "
-              "(Ctrl-C stops both)", file=sys.stderr, flush=True)
+        print(f"gendoc up: service http://127.0.0.1:{args.port}, converter {converter_url}, "
+              f"playground http://127.0.0.1:{args.port}/ui/ (Ctrl-C stops both)",
+              file=sys.stderr, flush=True)
         if args.ready_file:
             Path(args.ready_file).write_text("ready\n")
         # Block until either child exits, without reaping it (WNOWAIT), so that

@@ -88,3 +88,11 @@ def test_a_directory_store_of_a_fleet_refuses_changes(tmp_path: Path) -> None:
         assert refused.value.extensions == {"max_replicas": 3}
     assert store.get("letter")[1] == b"from a ConfigMap"  # reading is unaffected
     assert not (tmp_path / "t").exists()
+
+
+def test_a_plain_file_template_keeps_no_sample_data(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    (tmp_path / "mounted.docx").write_bytes(b"PK plain file")
+    with pytest.raises(TemplateReadOnly):
+        store.put_sample("mounted", b"{}")
+    assert store.get_sample("mounted") is None

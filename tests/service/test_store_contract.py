@@ -118,3 +118,23 @@ def test_a_deleted_template_can_be_uploaded_again(store: TemplateStore) -> None:
 def test_health_of_a_working_store(store: TemplateStore) -> None:
     health = store.health()
     assert health.ready and health.detail == "ok"
+
+
+def test_sample_data_is_kept_with_the_template(store: TemplateStore) -> None:
+    with pytest.raises(TemplateNotFound):
+        store.put_sample("t", b"{}")
+    with pytest.raises(TemplateNotFound):
+        store.get_sample("t")
+    store.put("t", b"one", {"a": None})
+    assert store.get_sample("t") is None
+    store.put_sample("t", b'{"a": 1}')
+    store.put_sample("t", b'{"a": 2}')
+    assert store.get_sample("t") == b'{"a": 2}'
+    # Versions come and go; the sample stays with the template, and goes with it.
+    store.put("t", b"two", {"a": None})
+    store.delete("t", content_id(b"one"))
+    assert store.get_sample("t") == b'{"a": 2}'
+    assert [v["id"] for v in store.describe("t")["versions"]] == [content_id(b"two")]
+    store.delete("t")
+    store.put("t", b"three", {})
+    assert store.get_sample("t") is None
