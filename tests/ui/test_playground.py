@@ -51,11 +51,12 @@ def _digest(page: Page) -> str:
     return page.locator("#pages").get_attribute("data-digest") or ""
 
 
-def _wait_preview_change(page: Page, before: str) -> str:
+def _wait_preview_current(page: Page) -> str:
+    """Until the preview shows the data as it is in the editor now."""
     page.wait_for_function(
-        "before => { const p = document.getElementById('pages');"
-        " return p.dataset.digest && p.dataset.digest !== before"
-        " && !p.classList.contains('stale'); }", arg=before)
+        "() => { const p = document.getElementById('pages');"
+        " return p.dataset.edit && p.dataset.edit === document.getElementById('data').dataset.edit"
+        " && !p.classList.contains('stale'); }")
     return _digest(page)
 
 
@@ -101,7 +102,7 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     missing = page.locator("#missing li")
     expect(missing).to_have_text(["invoice.number", "customer.name", "items", "total"])
     expect(tree.locator("li.missing[data-path='total']")).to_be_visible()
-    first = _wait_preview_change(page, "")
+    first = _wait_preview_current(page)
     page.screenshot(path=shots / "01-missing-data.png", full_page=True)
 
     # Part of the data: fewer missing, and an unknown path marked as such.
@@ -110,14 +111,14 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     expect(missing).to_have_text(["items", "total"])
     expect(page.locator("#unknown li")).to_have_text(["custmer"])
     expect(tree.locator("li.present[data-path='invoice']")).to_be_visible()
-    second = _wait_preview_change(page, first)
+    second = _wait_preview_current(page)
 
     # All of it: nothing missing, and the preview changes again.
     _type_data(page, COMPLETE)
     expect(page.locator("#data-state")).to_have_text("Every path the template reads is present.")
     expect(missing).to_have_count(0)
     expect(page.locator("#unknown li")).to_have_count(0)
-    third = _wait_preview_change(page, second)
+    third = _wait_preview_current(page)
     assert len({first, second, third}) == 3
     expect(page.locator("#pages img")).to_have_count(1)
     expect(page.locator("#preview-state")).to_have_text("(1 page)")
@@ -138,7 +139,7 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     assert Path(docx_download.value.path()).read_bytes().startswith(b"PK")
 
     # A second version, dropped on the drop zone.
-    before = _digest(page) or _wait_preview_change(page, "")
+    before = _wait_preview_current(page)
     page.evaluate(
         """([b64, file]) => {
             const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
@@ -152,7 +153,7 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     expect(rows).to_have_count(2)
     expect(rows.first.locator(".badge")).to_have_text("current")
     expect(page.locator("#missing li")).to_have_text(["customer.email"])
-    _wait_preview_change(page, before)
+    assert _wait_preview_current(page) != before
 
     # Compare the two versions.
     page.get_by_role("button", name="Compare").click()
@@ -175,6 +176,26 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
 
     assert dialogs == [], "a script ran that should not have"
     assert csp_reports == []
+
+
+def test_included_templates_are_listed(stack: Stack, page: Page) -> None:
+    headers = {"x-api-key": API_KEY, "content-type": "application/octet-stream"}
+    part = f"letterhead-{uuid.uuid4().hex[:6]}"
+    letter = f"letter-{uuid.uuid4().hex[:6]}"
+    httpx.put(f"{stack.url}/v1/templates/{part}", content=make_docx("From {{ sender }}"),
+              headers=headers).raise_for_status()
+    httpx.put(f"{stack.url}/v1/templates/{letter}", headers=headers, content=make_docx(
+        f"{{{{p include('{part}') }}}}", "Dear {{ name }}")).raise_for_status()
+    page.goto(stack.url + "/ui/")
+    _enter_key(page)
+    page.goto(f"{stack.url}/ui/#/t/{letter}")
+    link = page.locator("#includes a")
+    expect(link).to_have_text([part])
+    # The sub-template's variables are the letter's too.
+    expect(page.locator("#missing li")).to_have_text(["name", "sender"], ignore_case=False)
+    link.click()
+    expect(page.locator("#template-title")).to_have_text(part)
+    expect(page.locator("#includes-section")).to_be_hidden()
 
 
 def test_names_are_text(stack: Stack, page: Page, shots: Path) -> None:
@@ -243,7 +264,7 @@ def test_accessibility(stack: Stack, page: Page, axe_source: str, tmp_path: Path
     violations = _axe(page, axe_source)
     page.goto(f"{stack.url}/ui/#/t/{name}")
     _type_data(page, COMPLETE)
-    _wait_preview_change(page, "")
+    _wait_preview_current(page)
     page.get_by_role("button", name="Compare").click()
     expect(page.locator("#compare-result")).to_be_visible()
     violations += _axe(page, axe_source)
@@ -278,6 +299,6 @@ def test_readme_screenshot(stack: Stack, page: Page, shots: Path) -> None:
     page.goto(f"{stack.url}/ui/#/t/{name}")
     _type_data(page, data)
     expect(page.locator("#missing li")).to_have_text(["invoice.note"])
-    _wait_preview_change(page, "")
+    _wait_preview_current(page)
     page.locator("#data").evaluate("e => e.scrollTop = 0")
     page.screenshot(path=shots / "playground.png")

@@ -139,7 +139,8 @@ dropZone($("new-drop"), $("new-file"), async (file) => {
 });
 
 // -- one template ------------------------------------------------------------------
-const state = { name: "", meta: null, timers: {}, preview: null, images: [], refreshes: 0 };
+// `edit` counts edits; the preview shown says which edit it shows (data-edit on both).
+const state = { name: "", meta: null, timers: {}, preview: null, images: [], edit: 0 };
 
 async function showTemplate(name) {
   $("list-view").hidden = true;
@@ -149,6 +150,8 @@ async function showTemplate(name) {
   $("template-title").textContent = name;
   $("compare-result").hidden = true;
   showProblem($("problem"), null);
+  // Read-only until the saved data is in, so that nothing typed meanwhile is replaced.
+  $("data").readOnly = true;
   try {
     await loadMeta();
   } catch (error) {
@@ -157,6 +160,7 @@ async function showTemplate(name) {
     return;
   }
   $("data").value = await initialData();
+  $("data").readOnly = false;
   onEdit(true);
 }
 
@@ -200,13 +204,18 @@ function renderVersions() {
   }
 }
 
+// include('NAME') or include('NAME@VERSION'): each links to the template it names.
 function renderIncludes() {
   const includes = (state.meta && state.meta.includes) || [];
-  $("includes-section").hidden = includes.length === 0;
-  fill($("includes"), ...includes.map((inc) => {
-    const name = typeof inc === "string" ? inc : inc.name;
-    return el("li", {}, el("a", { href: `#/t/${encodeURIComponent(name)}` }, name));
+  const problem = state.meta && state.meta.include_error;
+  $("includes-section").hidden = includes.length === 0 && !problem;
+  fill($("includes"), ...includes.map((reference) => {
+    const [name, version] = reference.split("@");
+    return el("li", {}, el("a", { href: `#/t/${encodeURIComponent(name)}` }, name),
+      version ? el("span", { class: "muted mono" }, ` version ${short(version)}`) : "");
   }));
+  $("include-error").hidden = !problem;
+  $("include-error").textContent = problem || "";
 }
 
 function renderTree(missing) {
@@ -253,6 +262,8 @@ function parsedData() {
 }
 
 function onEdit(immediately = false) {
+  state.edit += 1;
+  $("data").dataset.edit = String(state.edit);
   clearTimeout(state.timers.check);
   clearTimeout(state.timers.preview);
   state.timers.check = setTimeout(checkNow, immediately ? 0 : CHECK_DELAY_MS);
@@ -282,6 +293,7 @@ async function previewNow() {
   if (parsed.error || !state.meta) return;
   if (state.preview) state.preview.abort();
   const controller = new AbortController();
+  const edit = state.edit;
   state.preview = controller;
   $("preview-state").textContent = "(rendering…)";
   $("pages").classList.add("stale");
@@ -292,7 +304,7 @@ async function previewNow() {
       type: "application/json",
       signal: controller.signal,
     });
-    showPages(answer);
+    showPages(answer, edit);
     showProblem($("problem"), null);
   } catch (error) {
     if (error.name === "AbortError") return;
@@ -303,13 +315,12 @@ async function previewNow() {
   }
 }
 
-function showPages(answer) {
+function showPages(answer, edit) {
   for (const url of state.images) URL.revokeObjectURL(url);
   state.images = answer.images.map((b64) => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     return URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
   });
-  state.refreshes += 1;
   const pages = $("pages");
   fill(pages, ...state.images.map((url, i) =>
     el("img", { src: url, alt: `Page ${i + 1} of ${answer.pages}`, class: "page" })));
@@ -317,7 +328,7 @@ function showPages(answer) {
     pages.append(el("p", { class: "muted" }, `${answer.pages - answer.images.length} more page(s) not shown.`));
   }
   pages.classList.remove("stale");
-  pages.dataset.refreshes = String(state.refreshes);
+  pages.dataset.edit = String(edit);
   pages.dataset.digest = answer.images.join("").length + ":" + answer.images.map((s) => s.slice(-24)).join("");
   $("preview-state").textContent = `(${answer.pages} page${answer.pages === 1 ? "" : "s"})`;
 }
