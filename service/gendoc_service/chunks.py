@@ -77,8 +77,10 @@ class _Package:
 
     @staticmethod
     def _shared_sizes(doc: Any) -> tuple[int, ...]:
-        """Sizes of the parts a sub-document would add to (styles, lists, part count)."""
-        sizes = [len(list(doc.part.package.iter_parts()))]
+        """Sizes of the parts a sub-document would add to (styles, lists, how many parts
+        besides pictures, which an item may add)."""
+        parts = doc.part.package.iter_parts()
+        sizes = [sum(1 for p in parts if not str(p.partname).startswith("/word/media/"))]
         for rel in doc.part.rels.values():
             if rel.reltype.rsplit("/", 1)[-1] in ("styles", "numbering"):
                 sizes.append(len(rel.target_part.element))

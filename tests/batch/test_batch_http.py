@@ -1,0 +1,171 @@
+"""PDF batches through the real service and converter: merged when they can be, item by item
+when they cannot, one bad item failing alone, the mode in a header and a metric."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import threading
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from batch.templates import REPORT_ITEMS, report
+from conftest import EXAMPLES, ServerProcess, start_service
+from converter.converter_support import metric, start_converter
+from pypdf import PdfReader
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gendoc.procs import free_port
+from gendoc.readiness import wait_until
+
+pytestmark = pytest.mark.libreoffice
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@pytest.fixture(scope="module")
+def converter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_converter(tmp_path_factory.mktemp("batch-converter"), pool_size=2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def service(converter: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[ServerProcess]:
+    server = start_service(tmp_path_factory.mktemp("batch-service"), converter_url=converter.url)
+    yield server
+    server.stop()
+
+
+def store(client: httpx.Client, template: bytes) -> str:
+    name = f"merge-{uuid.uuid4().hex[:8]}"
+    r = client.put(f"/v1/templates/{name}", content=template, headers={"content-type": DOCX})
+    assert r.status_code == 201, r.text
+    return name
+
+
+def invoices(count: int) -> list[dict]:
+    data = json.loads((EXAMPLES / "invoice.json").read_text())
+    return [{**data, "invoice": {**data["invoice"], "number": f"INV-{i:05d}"}}
+            for i in range(count)]
+
+
+def pdfs(response: httpx.Response) -> list[tuple[str, bytes]]:
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    return [(name, archive.read(name)) for name in archive.namelist()]
+
+
+def text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def batch_modes(client: httpx.Client) -> tuple[float, float]:
+    """Batches counted merged and single (a label not seen yet counts 0)."""
+    body = client.get("/metrics").text
+    merged, single = (metric(body, "gendoc_batch_mode_total", f'mode="{mode}"')
+                      for mode in ("merged", "single"))
+    return (0.0 if math.isnan(merged) else merged, 0.0 if math.isnan(single) else single)
+
+
+def test_invoices_are_merged_and_split_in_order(service: ServerProcess) -> None:
+    with httpx.Client(base_url=service.url, timeout=300) as client:
+        name = store(client, (EXAMPLES / "invoice.docx").read_bytes())
+        before = batch_modes(client)
+        r = client.post("/v1/render/batch", json={"template": name, "items": invoices(60)})
+        assert r.status_code == 200, r.text
+        assert r.headers["gendoc-batch-mode"] == "merged"
+        entries = pdfs(r)
+        assert [n for n, _ in entries] == [f"{name}-{i + 1:04d}.pdf" for i in range(60)]
+        for i, (_, pdf) in enumerate(entries):
+            assert len(PdfReader(io.BytesIO(pdf)).pages) == 1
+            assert f"INV-{i:05d}" in text(pdf)
+        after = batch_modes(client)
+        assert after[0] == before[0] + 1
+
+
+def test_numpages_template_converts_item_by_item(service: ServerProcess) -> None:
+    with httpx.Client(base_url=service.url, timeout=300) as client:
+        name = store(client, report("NUMPAGES"))
+        r = client.post("/v1/render/batch", json={"template": name, "items": REPORT_ITEMS[:3]})
+        assert r.status_code == 200, r.text
+        assert r.headers["gendoc-batch-mode"] == "single"
+        assert [f"R-{i:03d}" in text(pdf) for i, (_, pdf) in enumerate(pdfs(r))] == [True] * 3
+        assert batch_modes(client)[1] >= 1
+
+
+def test_a_bad_item_fails_the_pdf_batch_before_it_starts(service: ServerProcess) -> None:
+    with httpx.Client(base_url=service.url, timeout=300) as client:
+        name = store(client, (EXAMPLES / "invoice.docx").read_bytes())
+        items = invoices(5)
+        items[3] = {**items[3], "items": 7}  # not iterable
+        r = client.post("/v1/render/batch", json={"template": name, "items": items})
+        assert r.status_code == 422
+        assert r.json()["item"] == 3 and r.json()["detail"].startswith("Item 3:")
+
+
+class _NoDestinations:
+    """A stand-in for a converter that does not export named destinations (a real HTTP
+    server in front of the real converter, dropping exportBookmarksToPdfDestination): the
+    merged PDFs then cannot be split, and each item must be converted again alone."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.merged_requests = 0
+        app = Starlette(routes=[Route("/{path:path}", self.forward, methods=["GET", "POST"])])
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    async def forward(self, request: Request) -> Response:
+        async with httpx.AsyncClient(base_url=self.target, timeout=300) as client:
+            if request.method == "GET":
+                answer = await client.get(request.url.path)
+            else:
+                async with request.form() as form:
+                    fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+                    files = [("files", (f.filename, await f.read()))
+                             for f in form.getlist("files") if not isinstance(f, str)]
+                if fields.pop("exportBookmarksToPdfDestination", None):
+                    self.merged_requests += 1
+                answer = await client.post(request.url.path, data=fields, files=files)
+        return Response(answer.content, status_code=answer.status_code,
+                        media_type=answer.headers.get("content-type"))
+
+    def __enter__(self) -> _NoDestinations:
+        self.thread.start()
+        wait_until(lambda: self.server.started, 30)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def test_a_merged_pdf_that_cannot_be_split_is_converted_item_by_item(
+        converter: ServerProcess, tmp_path: Path) -> None:
+    with _NoDestinations(converter.url) as proxy:
+        server = start_service(tmp_path, converter_url=f"http://127.0.0.1:{proxy.port}")
+        try:
+            with httpx.Client(base_url=server.url, timeout=300) as client:
+                name = store(client, (EXAMPLES / "invoice.docx").read_bytes())
+                r = client.post("/v1/render/batch", json={"template": name,
+                                                          "items": invoices(4)})
+                assert r.status_code == 200, r.text
+                entries = pdfs(r)
+                assert [f"INV-{i:05d}" in text(pdf) for i, (_, pdf) in enumerate(entries)] \
+                    == [True] * 4
+                assert all(len(PdfReader(io.BytesIO(pdf)).pages) == 1 for _, pdf in entries)
+                assert proxy.merged_requests >= 1
+                assert "converting them alone" in server.logs()
+        finally:
+            server.stop()

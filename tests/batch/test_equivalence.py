@@ -1,0 +1,124 @@
+"""The merged path gives every item the same PDF pages, with the same text page by page, as
+the item rendered and converted alone: real renders, real LibreOffice (our converter)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from batch.templates import REPORT_ITEMS, report
+from conftest import CORPUS, EXAMPLES, corpus_cases
+from converter.converter_support import start_converter
+from gendoc_service import chunks, merging, splitting
+from gendoc_service.rendering import Renderer, RenderOptions
+from pypdf import PdfReader
+
+from gendoc.procs import GendocProcess
+
+pytestmark = pytest.mark.libreoffice
+CONVERT = "/forms/libreoffice/convert"
+
+
+@pytest.fixture(scope="module")
+def converter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    server: GendocProcess = start_converter(tmp_path_factory.mktemp("merge"), pool_size=2)
+    try:
+        with httpx.Client(base_url=server.url, timeout=300) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def convert(client: httpx.Client, docx: bytes, **fields: str) -> bytes:
+    r = client.post(CONVERT, files={"files": ("d.docx", docx)}, data=fields)
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def pages(pdf: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def check_equivalent(client: httpx.Client, template: bytes, items: list[dict[str, Any]],
+                     max_pages: float = 50) -> chunks.ChunkResult:
+    """Convert `items` merged and alone; every merged item's pages must match."""
+    renderer = Renderer(16 << 20)
+    result = chunks.render_chunk(renderer, template, items, RenderOptions(), max_pages)
+    assert not result.problems
+    merged_pdfs: dict[int, bytes] = {}
+    for document in result.merged:
+        pdf = convert(client, document.docx, exportBookmarksToPdfDestination="true")
+        for i, item_pdf in zip(document.items, splitting.split(pdf, len(document.items),
+                                                               document.info), strict=True):
+            merged_pdfs[i] = item_pdf
+    assert sorted([*merged_pdfs, *result.alone]) == list(range(len(items)))
+    for i, data in enumerate(items):
+        alone = pages(convert(client, renderer.render(template, data)))
+        got = pages(merged_pdfs[i]) if i in merged_pdfs else pages(convert(client,
+                                                                            result.alone[i]))
+        assert len(got) == len(alone), f"item {i}: {len(got)} pages, alone {len(alone)}"
+        for number, (a, g) in enumerate(zip(alone, got, strict=True), start=1):
+            assert g == a, f"item {i}, page {number}"
+    return result
+
+
+def invoices() -> list[dict[str, Any]]:
+    data = json.loads((EXAMPLES / "invoice.json").read_text())
+    items = []
+    for i in range(7):
+        item = copy.deepcopy(data)
+        item["invoice"]["number"] = f"INV-{i:04d}"
+        item["items"] = item["items"] * (1 + 15 * (i % 3 == 1))  # some run to two pages
+        items.append(item)
+    return items
+
+
+def test_bundled_invoice(converter: httpx.Client) -> None:
+    template = (EXAMPLES / "invoice.docx").read_bytes()
+    # Small merged documents: the items spread over several, as a large batch does.
+    result = check_equivalent(converter, template, invoices(), max_pages=3)
+    assert not result.alone and len(result.merged) >= 3
+
+
+def test_headers_footers_pictures_lists_and_long_tables(converter: httpx.Client) -> None:
+    result = check_equivalent(converter, report(), REPORT_ITEMS)
+    assert not result.alone and [d.items for d in result.merged] == [[0, 1, 2, 3, 4]]
+
+
+def test_numpages_goes_alone(converter: httpx.Client) -> None:
+    result = check_equivalent(converter, report("NUMPAGES"), REPORT_ITEMS[:2])
+    assert not result.merged and result.reasons[0] == ["a NUMPAGES field"]
+
+
+def plain_cases() -> list[Path]:
+    return [c for c in corpus_cases() if "needs" not in json.loads(c.read_text())
+            and "expect_error" not in json.loads(c.read_text())]
+
+
+@pytest.mark.parametrize("case_file", plain_cases(), ids=lambda c: c.stem)
+def test_docxtpl_corpus_case(converter: httpx.Client, case_file: Path) -> None:
+    case = json.loads(case_file.read_text())
+    template = (CORPUS / case["template"]).read_bytes()
+    result = check_equivalent(converter, template, [case["context"]] * 3)
+    if result.alone:  # only for a reason merging names
+        assert all(result.reasons[i] for i in result.alone)
+    else:
+        assert [d.items for d in result.merged] == [[0, 1, 2]]
+
+
+def test_item_bookmarks_are_the_split_points(converter: httpx.Client) -> None:
+    """The split follows the destinations: without them, no split (never a page count)."""
+    template = (EXAMPLES / "invoice.docx").read_bytes()
+    result = chunks.render_chunk(Renderer(16 << 20), template, invoices()[:3], RenderOptions(),
+                                 50)
+    document = result.merged[0]
+    assert f'w:name="{merging.item_bookmark(2)}"'.encode() in merging.read_package(
+        document.docx)[merging.DOCUMENT]
+    with pytest.raises(splitting.SplitFailed):
+        splitting.split(convert(converter, document.docx), 3)
