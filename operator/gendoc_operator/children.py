@@ -9,7 +9,9 @@ handlers server-side-apply. Owner references are added by the handlers
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +133,76 @@ def _templates_volume(spec: Mapping[str, Any]) -> tuple[JSON, bool]:
     return {"name": "templates", "emptyDir": {"sizeLimit": "1Gi"}}, False
 
 
+# -- the object store ---------------------------------------------------------------------
+CREDENTIAL_KEYS = {"GENDOC_S3_ACCESS_KEY_ID": "accessKeyId",
+                   "GENDOC_S3_SECRET_ACCESS_KEY": "secretAccessKey"}
+
+
+def object_store(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return (spec.get("templates") or {}).get("objectStore") or None
+
+
+def store_url(store: Mapping[str, Any]) -> str:
+    """GENDOC_STORE_URL: s3://BUCKET/PREFIX (store_s3.py reads the prefix after the bucket)."""
+    prefix = str(store.get("prefix") or "").strip("/")
+    return f"s3://{store['bucket']}/{prefix}" if prefix else f"s3://{store['bucket']}"
+
+
+def _store_env(spec: Mapping[str, Any]) -> list[JSON]:
+    """The service's S3 settings (service settings.py: store_url, s3_*); the credentials by
+    secretKeyRef, so the operator never reads them and they appear in no manifest."""
+    store = object_store(spec)
+    if store is None:
+        return []
+    env: list[JSON] = [
+        {"name": "GENDOC_STORE_URL", "value": store_url(store)},
+        {"name": "GENDOC_S3_ENDPOINT_URL", "value": str(store["endpoint"]).rstrip("/")},
+        {"name": "GENDOC_S3_PATH_STYLE", "value": "true" if store.get("pathStyle", True)
+         else "false"},
+    ]
+    if store.get("region"):
+        env.append({"name": "GENDOC_S3_REGION", "value": store["region"]})
+    env += [{"name": name, "valueFrom": {"secretKeyRef": {
+        "name": store["credentialsSecret"], "key": key}}} for name, key in CREDENTIAL_KEYS.items()]
+    return env
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None  # None: a DNS name
+
+
+def endpoint(url: str) -> Endpoint:
+    """Host, port (the scheme's default when absent) and, for an IP literal, its address."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    return Endpoint(host, port, ip)
+
+
+def store_egress(store: Mapping[str, Any]) -> list[JSON]:
+    """NetworkPolicy egress rules to the object store, and nothing else.
+
+    An IP endpoint: that address alone (/32, /128), on its port. A DNS name cannot
+    be put in a NetworkPolicy (networking.k8s.io/v1 selects pods, namespaces and
+    CIDRs, never names): the rule can only be its port, to any address, plus DNS
+    (port 53) so the name resolves (docs/operator.md, "NetworkPolicy").
+    """
+    ep = endpoint(str(store["endpoint"]))
+    port = {"protocol": "TCP", "port": ep.port}
+    if ep.ip is not None:
+        prefix = 32 if ep.ip.version == 4 else 128
+        return [{"to": [{"ipBlock": {"cidr": f"{ep.ip}/{prefix}"}}], "ports": [port]}]
+    return [{"ports": [port]},
+            {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]
+
+
 def _http_probe(path: str, port: str, *, period: int, failures: int, timeout: int = 3) -> JSON:
     return {"httpGet": {"path": path, "port": port}, "periodSeconds": period,
             "timeoutSeconds": timeout, "failureThreshold": failures}
@@ -145,6 +217,11 @@ def service_container(spec: Mapping[str, Any], image: str) -> JSON:
         {"name": "GENDOC_CONCURRENCY", "value": str(svc["concurrency"])},
         {"name": "GENDOC_QUEUE_CAPACITY", "value": str(svc["queueCapacity"])},
         {"name": "GENDOC_REQUEST_TIMEOUT", "value": _number(svc["requestTimeoutSeconds"])},
+        # The service asks only whether more than one replica may run (uploads to a
+        # per-pod directory are refused then: store-not-shared); the exact maxReplicas
+        # would restart every pod on each edit of a scaling field.
+        {"name": "GENDOC_FLEET_MAX_REPLICAS", "value": str(min(int(spec["maxReplicas"]), 2))},
+        *_store_env(spec),
         *_log_env(spec),
     ]
     if svc.get("renderWorkers") is not None:
@@ -328,9 +405,11 @@ def pdb_for(dg: Mapping[str, Any]) -> JSON:
 
 
 def network_policy_for(dg: Mapping[str, Any]) -> JSON:
-    """Deny the pods every egress (no DNS either: they only talk to 127.0.0.1);
-    admit ingress only to the service port (the converter's port stays private)."""
-    return {
+    """Deny the pods every egress (no DNS either: they only talk to 127.0.0.1) but to
+    the object store when the spec names one; admit ingress only to the service port
+    (the converter's port stays private)."""
+    store = object_store(dg["spec"])
+    policy: JSON = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _metadata(dg),
@@ -340,6 +419,9 @@ def network_policy_for(dg: Mapping[str, Any]) -> JSON:
             "ingress": [{"ports": [{"protocol": "TCP", "port": SERVICE_PORT}]}],
         },
     }
+    if store is not None:
+        policy["spec"]["egress"] = store_egress(store)
+    return policy
 
 
 def children_for(dg: Mapping[str, Any], *, defaults: Images = Images()) -> list[JSON]:

@@ -29,6 +29,9 @@ def test_crd_is_established_and_named(cluster: Cluster) -> None:
 
 def test_the_server_defaults_a_spec_as_the_operator_does(cluster: Cluster, namespace: str) -> None:
     """crd.with_defaults (used by the operator) and the API server read one schema alike."""
+    s3 = cluster.apply(docgenerator("s3", namespace, {"templates": {"objectStore": S3}}))
+    assert s3["spec"] == crd.with_defaults({"templates": {"objectStore": S3}})
+    assert s3["spec"]["templates"]["objectStore"] == {**S3, "prefix": "", "pathStyle": True}
     stored = cluster.apply(docgenerator("plain", namespace, {"templates": {"configMaps": [
         {"name": "invoices"}]}}))
     assert stored["spec"] == crd.with_defaults({"templates": {"configMaps": [
@@ -38,7 +41,26 @@ def test_the_server_defaults_a_spec_as_the_operator_does(cluster: Cluster, names
         "tolerance": 0.1}
 
 
+S3 = {"endpoint": "http://10.20.0.7:7070", "bucket": "templates",
+      "credentialsSecret": "s3-credentials"}
+
 INVALID = [
+    pytest.param({"templates": {"configMaps": [{"name": "a"}], "objectStore": S3}},
+                 ["objectStore replaces configMaps and persistentVolumeClaim"],
+                 id="object-store-and-configmaps"),
+    pytest.param({"templates": {"objectStore": {**S3, "endpoint": "ftp://10.0.0.1/x"}}},
+                 ["ftp://10.0.0.1/x is not an http(s)://HOST[:PORT] URL without a path"],
+                 id="object-store-endpoint"),
+    pytest.param({"templates": {"objectStore": {**S3, "endpoint": "http://s3:9000/b/k"}}},
+                 ["is not an http(s)://HOST[:PORT] URL without a path"],
+                 id="object-store-endpoint-path"),
+    pytest.param({"templates": {"objectStore": {**S3, "bucket": "My_Bucket",
+                                                "prefix": "/abs"}}},
+                 ["My_Bucket is not a valid bucket name",
+                  "prefix must be relative"], id="object-store-bucket-prefix"),
+    pytest.param({"templates": {"objectStore": {"endpoint": "http://10.0.0.1"}}},
+                 ["bucket: Required value", "credentialsSecret: Required value"],
+                 id="object-store-required"),
     pytest.param({"minReplicas": 5, "maxReplicas": 2},
                  ["minReplicas must be less than or equal to maxReplicas"], id="min-above-max"),
     pytest.param({"target": {"requestsPerMinute": -60}},

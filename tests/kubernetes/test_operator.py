@@ -422,3 +422,23 @@ def test_pods_the_kubelet_cannot_start_are_a_condition_and_an_event(
 
     kubelet_reports({"running": {"startedAt": "2026-01-01T00:00:00Z"}}, phase="Running")
     wait_degraded(cluster, "stuck", namespace, "False", "Degraded False once the pod runs")
+
+
+def test_an_object_store_reaches_the_pods_and_their_network_policy(
+        cluster: Cluster, namespace: str) -> None:
+    create(cluster, namespace, "shared", {"maxReplicas": 4, "templates": {"objectStore": {
+        "endpoint": "http://10.20.0.7:7070", "bucket": "templates", "prefix": "billing",
+        "credentialsSecret": "s3-credentials"}}})
+    deployment = wait_child(cluster, "deployment", "shared", namespace)
+    service = container(deployment, "gendoc-service")
+    plain = {e["name"]: e.get("value") for e in service["env"]}
+    assert plain["GENDOC_STORE_URL"] == "s3://templates/billing"
+    assert plain["GENDOC_S3_ENDPOINT_URL"] == "http://10.20.0.7:7070"
+    assert plain["GENDOC_FLEET_MAX_REPLICAS"] == "2"
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in service["env"]
+            if "valueFrom" in e}
+    assert refs["GENDOC_S3_SECRET_ACCESS_KEY"] == {"name": "s3-credentials",
+                                                   "key": "secretAccessKey"}
+    policy = wait_child(cluster, "networkpolicy", "shared", namespace)["spec"]
+    assert policy["egress"] == [{"to": [{"ipBlock": {"cidr": "10.20.0.7/32"}}],
+                                 "ports": [{"port": 7070, "protocol": "TCP"}]}]

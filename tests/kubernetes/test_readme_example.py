@@ -5,24 +5,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 import yaml
 from conftest import REPO
 
 Cluster = Any
 
 
-def readme_docgenerator() -> str:
+def readme_docgenerators() -> list[str]:
     text = (REPO / "README.md").read_text()
-    block = re.search(r"```yaml\n(# docgenerator\.yaml\n.*?)```", text, re.S)
-    assert block, "README.md lost its example DocGenerator"
-    return block.group(1)
+    blocks = re.findall(r"```yaml\n(# docgenerator[-a-z0-9]*\.yaml\n.*?)```", text, re.S)
+    assert [b.splitlines()[0] for b in blocks] == [
+        "# docgenerator.yaml", "# docgenerator-s3.yaml"], "README.md lost an example DocGenerator"
+    return blocks
 
 
-def test_readme_example_is_valid(cluster: Cluster) -> None:
-    manifest = readme_docgenerator()
+@pytest.mark.parametrize("index", [0, 1], ids=["configmap", "object-store"])
+def test_readme_example_is_valid(cluster: Cluster, index: int) -> None:
+    manifest = readme_docgenerators()[index]
     obj = yaml.safe_load(manifest)
     assert obj["kind"] == "DocGenerator"
-    cluster.new_namespace(obj["metadata"]["namespace"])
+    if cluster.try_kubectl("get", "namespace", obj["metadata"]["namespace"])[0] != 0:
+        cluster.new_namespace(obj["metadata"]["namespace"])
     code, out = cluster.try_kubectl("apply", "--dry-run=server", "--validate=strict", "-o", "yaml",
                                     "-f", "-", input=manifest)
     assert code == 0, out

@@ -65,6 +65,7 @@ def test_pod_runs_service_and_converter_with_settings_from_the_spec() -> None:
         "GENDOC_CONVERTER_URL": "http://127.0.0.1:3000",
         "GENDOC_CONCURRENCY": "4", "GENDOC_QUEUE_CAPACITY": "10",
         "GENDOC_REQUEST_TIMEOUT": "12.5", "GENDOC_RENDER_WORKERS": "2",
+        "GENDOC_FLEET_MAX_REPLICAS": "2",
         "GENDOC_LOG_LEVEL": "debug", "GENDOC_LOG_FORMAT": "json"}
     assert env(converter)["HOME"] == "/tmp"
     assert service["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
@@ -162,3 +163,50 @@ def test_api_keys_come_from_a_secret_mounted_read_only() -> None:
     # Without the field, no key file and no volume.
     plain = children.deployment_for(dg(), defaults=DEFAULTS)
     assert "GENDOC_API_KEYS_FILE" not in env(containers(plain)["gendoc-service"])
+
+
+STORE = {"endpoint": "http://10.20.0.7:7070", "bucket": "templates", "prefix": "billing/",
+         "region": "eu-central-1", "credentialsSecret": "s3-credentials"}
+
+
+def test_an_object_store_is_wired_into_the_service_container() -> None:
+    service = containers(children.deployment_for(
+        dg({"maxReplicas": 6, "templates": {"objectStore": STORE}}), defaults=DEFAULTS))[
+        "gendoc-service"]
+    plain = {e["name"]: e["value"] for e in service["env"] if "value" in e}
+    assert {k: plain[k] for k in ("GENDOC_STORE_URL", "GENDOC_S3_ENDPOINT_URL",
+                                  "GENDOC_S3_REGION", "GENDOC_S3_PATH_STYLE",
+                                  "GENDOC_FLEET_MAX_REPLICAS")} == {
+        "GENDOC_STORE_URL": "s3://templates/billing",
+        "GENDOC_S3_ENDPOINT_URL": "http://10.20.0.7:7070",
+        "GENDOC_S3_REGION": "eu-central-1", "GENDOC_S3_PATH_STYLE": "true",
+        "GENDOC_FLEET_MAX_REPLICAS": "2"}
+    secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in service["env"]
+              if "valueFrom" in e}
+    assert secret == {
+        "GENDOC_S3_ACCESS_KEY_ID": {"name": "s3-credentials", "key": "accessKeyId"},
+        "GENDOC_S3_SECRET_ACCESS_KEY": {"name": "s3-credentials", "key": "secretAccessKey"}}
+
+
+def test_without_an_object_store_no_s3_setting_and_one_replica_is_one() -> None:
+    service = containers(children.deployment_for(dg({"maxReplicas": 1}), defaults=DEFAULTS))[
+        "gendoc-service"]
+    names = {e["name"] for e in service["env"]}
+    assert not any(n.startswith("GENDOC_S3_") or n == "GENDOC_STORE_URL" for n in names)
+    assert env(service)["GENDOC_FLEET_MAX_REPLICAS"] == "1"
+
+
+@pytest.mark.parametrize(("url", "egress"), [
+    ("http://10.20.0.7:7070", [{"to": [{"ipBlock": {"cidr": "10.20.0.7/32"}}],
+                                "ports": [{"protocol": "TCP", "port": 7070}]}]),
+    ("https://[fd00::7]", [{"to": [{"ipBlock": {"cidr": "fd00::7/128"}}],
+                            "ports": [{"protocol": "TCP", "port": 443}]}]),
+    ("http://minio.storage.svc:9000", [
+        {"ports": [{"protocol": "TCP", "port": 9000}]},
+        {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]),
+])
+def test_egress_goes_to_the_object_store_only(url: str, egress: list[dict[str, Any]]) -> None:
+    policy = children.network_policy_for(dg({"templates": {"objectStore": {**STORE,
+                                                                            "endpoint": url}}}))
+    assert policy["spec"]["egress"] == egress
+    assert "egress" not in children.network_policy_for(dg())["spec"]
