@@ -178,6 +178,35 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     assert csp_reports == []
 
 
+def test_versions_download_make_current_delete(stack: Stack, page: Page) -> None:
+    name = f"versions-{uuid.uuid4().hex[:6]}"
+    headers = {"x-api-key": API_KEY, "content-type": "application/octet-stream"}
+    for docx in (V1, V2):
+        httpx.put(f"{stack.url}/v1/templates/{name}", content=docx,
+                  headers=headers).raise_for_status()
+    questions: list[str] = []
+    page.on("dialog", lambda d: (questions.append(d.message), d.accept()))
+    page.goto(stack.url + "/ui/")
+    _enter_key(page)
+    page.goto(f"{stack.url}/ui/#/t/{name}")
+    rows = page.locator("#versions tbody tr")
+    expect(rows).to_have_count(2)
+    older = rows.nth(1)
+    with page.expect_download() as download:
+        older.get_by_role("button", name="Download").click()
+    assert Path(download.value.path()).read_bytes() == V1
+    older.get_by_role("button", name="Make current").click()
+    expect(page.locator("#versions tr.current")).to_have_count(1)
+    expect(page.locator("#missing li")).to_contain_text(["total"])  # V1's variables again
+    current = page.locator("#versions tr.current td").first.inner_text()
+    page.locator("#versions tr:not(.current)").get_by_role("button", name="Delete").click()
+    expect(rows).to_have_count(1)
+    assert len(questions) == 1 and questions[0].startswith("Delete version")
+    assert rows.first.locator("td").first.inner_text() == current
+    meta = httpx.get(f"{stack.url}/v1/templates/{name}", headers=headers).json()
+    assert [v["id"][:12] for v in meta["versions"]] == [current]
+
+
 def test_included_templates_are_listed(stack: Stack, page: Page) -> None:
     headers = {"x-api-key": API_KEY, "content-type": "application/octet-stream"}
     part = f"letterhead-{uuid.uuid4().hex[:6]}"
