@@ -90,3 +90,12 @@ def test_compare_two_versions(client: httpx.Client) -> None:
     unknown = client.get(f"/v1/templates/{name}/compare", params={"from": "0" * 64})
     assert unknown.status_code == 404
     assert unknown.json()["type"].endswith("/version-not-found")
+
+
+def test_preview_of_an_uploaded_template_stores_nothing(client: httpx.Client) -> None:
+    before = client.get("/v1/templates").json()["templates"]
+    r = client.post("/v1/preview", files={"template": ("draft.docx", make_docx("Hi {{ x }}"))},
+                    data={"data": '{"x": "there"}'})
+    assert r.status_code == 200, r.text
+    assert r.json()["pages"] == 1 and r.json()["version"] is None
+    assert client.get("/v1/templates").json()["templates"] == before

@@ -1,7 +1,8 @@
 """The API routes the playground needs; part of service API v1 (README, "Playground").
 
-- `POST /v1/preview`: the body of a JSON `POST /v1/render`; the PDF it would
-  give, as PNG page images (base64) and the page count.
+- `POST /v1/preview`: the body of a `POST /v1/render` (JSON, or multipart with
+  the template: nothing stored); the PDF it would give, as PNG page images
+  (base64) and the page count.
 - `GET /v1/templates/{name}/compare?from=A&to=B`: variables added and removed
   between two versions, and a unified diff of their text (`to` defaults to the
   current version).

@@ -41,6 +41,7 @@ def _asset(name: str) -> bytes:
     return (resources.files(__package__) / "static" / name).read_bytes()
 
 
+@cache
 def _names() -> frozenset[str]:
     folder = resources.files(__package__) / "static"
     return frozenset(p.name for p in folder.iterdir() if p.name.endswith(tuple(_TYPES)))
