@@ -34,6 +34,9 @@ bash scripts/axe-core.sh >/dev/null
 # What bootstrap cannot install: say which tier would fail without it (README,
 # "What the machine needs"). Warnings only: `make demo` needs none of these.
 warn() { echo "bootstrap: warning: $*" >&2; }
+# veraPDF (Maven Central, cached under ~/.cache/gendoc/verapdf): the PDF/A and
+# PDF/UA validator of tests/pdf.
+bash scripts/verapdf.sh >/dev/null || warn "veraPDF could not be installed: tests/pdf will fail"
 # shellcheck disable=SC1091 # a file of the system, not of the repository
 . /etc/os-release 2>/dev/null || true
 if [ "${ID:-}" != debian ] || [ "${VERSION_ID:-}" != 12 ]; then

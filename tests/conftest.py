@@ -56,3 +56,22 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 def client(service: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.url, timeout=30) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """(service, converter): a real service in front of a real converter with two
+    LibreOffice instances, on 127.0.0.1, for one test module."""
+    from converter.converter_support import start_converter
+
+    tmp = tmp_path_factory.mktemp("stack")
+    converter = start_converter(tmp, pool_size=2)
+    try:
+        service = start_service(tmp, converter_url=converter.url)
+    except BaseException:
+        converter.stop()
+        raise
+    yield service, converter
+    service.stop()
+    converter.stop()

@@ -33,8 +33,16 @@ from gendoc.logs import request_id
 from gendoc.package_limits import PackageLimits
 
 from .errors import BadForm, ConverterError, UnreadableDocument
+from .finishing import Finishing, finish
 from .metrics import ConverterMetrics
-from .options import ConversionOptions, parse_options
+from .options import (
+    ConversionOptions,
+    FormFields,
+    parse_finishing,
+    parse_options,
+    refuse_file_field,
+    refuse_unread,
+)
 from .pool import Pool
 from .sanitize import sanitize_docx
 from .settings import ConverterSettings
@@ -118,21 +126,42 @@ def create_app(settings: ConverterSettings, pool: Pool | None = None) -> Starlet
 
 async def _convert(request: Request, pool: Pool, settings: ConverterSettings) -> Response:
     deadline = _deadline(request.headers.get(DEADLINE_HEADER), settings.request_timeout)
-    files, fields = await _read_form(request, settings)
+    files, form = await _read_form(request, settings)
+    fields = FormFields(form)
     options, merge = parse_options(fields)
+    finishing = parse_finishing(fields, options)
+    refuse_unread(fields)
+    merged = merge and len(files) > 1
+    if merged and (options.pdfa or options.pdfua):
+        # Merging keeps neither the PDF/A identification nor the structure tree.
+        raise BadForm("merge=true cannot keep PDF/A or PDF/UA: convert the files separately")
     results: list[tuple[str, bytes]] = []
     for name, data in files:
-        results.append((_pdf_name(name), await _convert_one(pool, name, data, options, deadline,
-                                                            PackageLimits.of(settings))))
+        pdf = await _convert_one(pool, name, data, options, deadline, PackageLimits.of(settings))
+        if not merged:
+            pdf = await _finish(pdf, finishing, settings)
+        results.append((_pdf_name(name), pdf))
     output = _output_name(request.headers.get(OUTPUT_FILENAME_HEADER))
     if len(results) == 1:
         return _attachment(results[0][1], PDF, f"{output}.pdf")
     if merge:
         # Gotenberg merges in the alphanumeric order of the file names.
         ordered = [pdf for _, pdf in sorted(results, key=lambda r: r[0])]
-        merged = await asyncio.to_thread(_merge, ordered)
-        return _attachment(merged, PDF, f"{output}.pdf")
+        merged_pdf = await _finish(await asyncio.to_thread(_merge, ordered), finishing, settings)
+        return _attachment(merged_pdf, PDF, f"{output}.pdf")
     return _attachment(_zip(results), ZIP, f"{output}.zip")
+
+
+async def _finish(pdf: bytes, finishing: Finishing, settings: ConverterSettings) -> bytes:
+    """Watermark, metadata, encryption (finishing.py), off the event loop."""
+    if not finishing.needed:
+        return pdf
+    try:
+        return await asyncio.to_thread(finish, pdf, finishing, settings.watermark_font)
+    except Exception as exc:
+        # LibreOffice's own output failed to finish: ours to answer for, not the document's.
+        log.exception("PDF finishing failed")
+        raise ConverterError(f"PDF finishing failed: {type(exc).__name__}: {exc}") from None
 
 
 async def _convert_one(pool: Pool, name: str, data: bytes, options: ConversionOptions,
@@ -187,6 +216,7 @@ async def _read_form(request: Request, settings: ConverterSettings
         fields: dict[str, str] = {}
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
+                refuse_file_field(key)
                 name = PurePath(value.filename or "").name
                 if PurePath(name).suffix.lower() not in SUFFIXES:
                     continue  # as Gotenberg: files of other extensions are ignored

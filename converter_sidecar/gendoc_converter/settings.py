@@ -167,5 +167,11 @@ class ConverterSettings(BaseSettings):
         "are built (default: the converter's own). The instance then sets its own HOME, "
         "TMPDIR and caches inside its work directory and a dead proxy (profile.soffice_env).",
     )
+    watermark_font: Path = Field(
+        Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+        description="TrueType font of the text watermark, embedded as a subset (PDF/A allows "
+        "no unembedded font). Default: DejaVu Sans (Debian's fonts-dejavu-core, in the "
+        "converter image), whose glyphs cover Latin, Greek and Cyrillic.",
+    )
     log_level: str = Field("info", description="Log level (debug, info, warning, error).")
     log_format: str = Field("text", description="'text' or 'json' (one JSON object per line).")

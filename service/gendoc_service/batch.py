@@ -74,6 +74,9 @@ async def _batch_request(request: Request, services: Services) -> BatchRequest:
                              max_items=settings.max_batch_items)
     if body.merge and body.format != "pdf":
         raise InvalidRequest("merge=true needs format pdf: DOCX files cannot be merged.")
+    if body.merge and body.pdf is not None and (body.pdf.standard or body.pdf.ua):
+        # One file merged from many keeps neither PDF/A identification nor structure tree.
+        raise InvalidRequest("merge=true cannot keep PDF/A or PDF/UA: ask for the zip.")
     return body
 
 
@@ -99,12 +102,12 @@ async def render_batch(request: Request) -> Response:
                                                    deadline)
             pdf = await converter.convert(
                 [(f"{n}.docx", d) for n, d in zip(names, documents, strict=True)],
-                deadline=deadline, merge=True)
+                deadline=deadline, merge=True, fields=pipeline.converter_fields(body.pdf))
             await stack.aclose()
             headers["Content-Disposition"] = f'attachment; filename="{stem}.pdf"'
             return Response(pdf, media_type=PDF_MEDIA_TYPE, headers=headers)
         rendered = await pipeline.render_batch(services, template, body.items, options,
-                                               body.format, deadline)
+                                               body.format, deadline, pdf=body.pdf)
         if (problem := rendered.first_problem()) is not None:
             raise problem
     except BaseException:

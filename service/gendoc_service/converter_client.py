@@ -47,10 +47,10 @@ class ConverterClient:
             return False
         return response.status_code == 200
 
-    async def to_pdf(self, docx: bytes, *, deadline: Deadline,
-                     filename: str = "document.docx") -> bytes:
+    async def to_pdf(self, docx: bytes, *, deadline: Deadline, filename: str = "document.docx",
+                     fields: dict[str, str] | None = None) -> bytes:
         """Convert one document before `deadline` (the request's)."""
-        return await self.convert([(filename, docx)], deadline=deadline)
+        return await self.convert([(filename, docx)], deadline=deadline, fields=fields)
 
     async def convert(self, documents: list[tuple[str, bytes]], *, deadline: Deadline,
                       merge: bool = False, fields: dict[str, str] | None = None) -> bytes:

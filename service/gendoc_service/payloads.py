@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from anyio import to_thread
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
@@ -24,6 +24,7 @@ from .errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from .pdfoptions import PdfOptions
 from .pipeline import RenderJob
 from .rendering import RenderOptions
 from .services import Services
@@ -46,6 +47,14 @@ class RenderFields(BaseModel):
     strict: bool = False
     locale: LocaleName | None = None  # default: GENDOC_DEFAULT_LOCALE
     timezone: TimeZoneName | None = None  # default: GENDOC_DEFAULT_TIMEZONE
+    pdf: PdfOptions | None = None  # PDF/A, PDF/UA, password, watermark, metadata
+
+    @model_validator(mode="after")
+    def _pdf_needs_pdf(self) -> Self:
+        # Every route that renders has a `format` (one document, batch, job).
+        if self.pdf is not None and getattr(self, "format", "pdf") != "pdf":
+            raise ValueError("'pdf' options need format 'pdf'")
+        return self
 
     def options(self, settings: ServiceSettings) -> RenderOptions:
         return RenderOptions(strict=self.strict,
@@ -130,10 +139,10 @@ async def _job_from_json(request: Request, services: Services) -> RenderJob:
     options = await includes.with_includes(services, body.template, docx,
                                            body.options(services.settings))
     return RenderJob(body.template, vid, docx, body.data, body.format, options,
-                     body.filename or body.template)
+                     body.filename or body.template, pdf=body.pdf)
 
 
-_FORM_FIELDS = ("format", "strict", "filename", "locale", "timezone")
+_FORM_FIELDS = ("format", "strict", "filename", "locale", "timezone", "pdf")
 
 
 async def _job_from_form(request: Request, services: Services) -> RenderJob:
@@ -147,7 +156,9 @@ async def _job_from_form(request: Request, services: Services) -> RenderJob:
             raise BadRequest("The multipart form needs a 'template' file part with the .docx.")
         docx = await _template_part(upload, settings)
         raw_data = await _data_part(form, settings)
-        fields = {k: v for k, v in form.items() if k in _FORM_FIELDS}
+        fields: dict[str, Any] = {k: v for k, v in form.items() if k in _FORM_FIELDS}
+    if isinstance(fields.get("pdf"), str):
+        fields["pdf"] = parse_json(fields["pdf"], "'pdf' part")
     name = upload.filename or "document"
     body = validated(RenderRequest, {"template": name, "data": parse_json(raw_data, "'data' part"),
                                      **fields})
@@ -155,7 +166,8 @@ async def _job_from_form(request: Request, services: Services) -> RenderJob:
     stem = name.rsplit(".", 1)[0]
     # Not stored itself, the upload includes stored templates like any other.
     options = await includes.with_includes(services, None, docx, body.options(settings))
-    return RenderJob(stem, None, docx, body.data, body.format, options, body.filename or stem)
+    return RenderJob(stem, None, docx, body.data, body.format, options, body.filename or stem,
+                     pdf=body.pdf)
 
 
 async def _template_part(upload: UploadFile, settings: ServiceSettings) -> bytes:

@@ -23,6 +23,7 @@ from gendoc.deadline import Deadline
 from . import chunks, errors, splitting
 from .converter_client import ConverterClient
 from .errors import FormatNotImplemented, Problem
+from .pdfoptions import PdfOptions, needs_per_document_conversion
 from .rendering import RenderOptions
 from .services import Services
 
@@ -44,6 +45,12 @@ class RenderJob:
     format: Format
     options: RenderOptions
     filename: str
+    pdf: PdfOptions | None = None
+
+
+def converter_fields(pdf: PdfOptions | None) -> dict[str, str]:
+    """The converter's form fields for the `pdf` options (none without them)."""
+    return pdf.form_fields() if pdf is not None else {}
 
 
 def converter_for(services: Services, fmt: Format) -> ConverterClient | None:
@@ -61,7 +68,8 @@ async def produce(services: Services, job: RenderJob, deadline: Deadline) -> byt
     async with services.admission.slot(deadline):
         document = await render(services, job.docx, job.data, job.options, deadline)
         if converter is not None:
-            document = await convert(services, converter, f"{job.name}.docx", document, deadline)
+            document = await convert(services, converter, f"{job.name}.docx", document, deadline,
+                                     converter_fields(job.pdf))
     return document
 
 
@@ -79,8 +87,8 @@ async def render(services: Services, docx: bytes, data: dict[str, Any], options:
 
 
 async def convert(services: Services, converter: ConverterClient, filename: str, docx: bytes,
-                  deadline: Deadline) -> bytes:
-    work = converter.to_pdf(docx, deadline=deadline, filename=filename)
+                  deadline: Deadline, fields: dict[str, str] | None = None) -> bytes:
+    work = converter.to_pdf(docx, deadline=deadline, filename=filename, fields=fields)
     return await _timed(services.metrics.convert_duration, work)
 
 
@@ -112,14 +120,15 @@ async def render_many(services: Services, template: bytes, items: list[dict[str,
 
 
 async def convert_many(services: Services, converter: ConverterClient,
-                       documents: list[tuple[str, bytes]],
-                       deadline: Deadline) -> AsyncGenerator[tuple[str, bytes | Problem], None]:
+                       documents: list[tuple[str, bytes]], deadline: Deadline,
+                       fields: dict[str, str] | None = None,
+                       ) -> AsyncGenerator[tuple[str, bytes | Problem], None]:
     """Each (name, PDF or the problem converting it), in order, a few in flight at once."""
     gate = asyncio.Semaphore(CONVERSIONS_IN_FLIGHT)
 
     async def one(name: str, docx: bytes) -> bytes:
         async with gate:
-            return await convert(services, converter, f"{name}.docx", docx, deadline)
+            return await convert(services, converter, f"{name}.docx", docx, deadline, fields)
 
     tasks = [asyncio.ensure_future(one(name, docx)) for name, docx in documents]
     try:
@@ -171,6 +180,7 @@ class RenderedBatch:
     mode: BatchMode
     reasons: list[str]  # why single, or why some items are converted alone
     merged: list[chunks.Merged] = field(default_factory=list)  # indices into items
+    fields: dict[str, str] = field(default_factory=dict)  # the `pdf` options' (pdfoptions)
     documents: dict[int, bytes] = field(default_factory=dict)  # .docx converted alone
     problems: dict[int, Problem] = field(default_factory=dict)
 
@@ -186,12 +196,17 @@ def _item_problem(index: int, problem: Problem) -> Problem:
 
 async def render_batch(services: Services, template: bytes, items: list[dict[str, Any]],
                        options: RenderOptions, fmt: Format, deadline: Deadline,
-                       per_document: list[str] | None = None) -> RenderedBatch:
+                       per_document: list[str] | None = None,
+                       pdf: PdfOptions | None = None) -> RenderedBatch:
     """Every item rendered: merged into documents to convert (`chunks`) where it can
-    be, else alone; an item's render problem is its own (`problems`)."""
+    be, else alone; an item's render problem is its own (`problems`). The `pdf`
+    options that a split would lose make every item a conversion of its own."""
     settings = services.settings
-    mode, reasons = batch_mode(fmt, len(items), settings.batch_merge, per_document or [])
-    batch = RenderedBatch(template, items, options, fmt, mode, reasons)
+    per_document = [*(per_document or []),
+                    *(f"pdf option '{o}'" for o in needs_per_document_conversion(pdf))]
+    mode, reasons = batch_mode(fmt, len(items), settings.batch_merge, per_document)
+    batch = RenderedBatch(template, items, options, fmt, mode, reasons,
+                          fields=converter_fields(pdf))
     started = time.perf_counter()
     if mode == "merged":
         await _render_merged(services, batch, deadline)
@@ -277,15 +292,16 @@ async def convert_batch(services: Services, converter: ConverterClient | None,
                                                      batch.options, deadline)
             async with gate:
                 results[i].set_result(await convert(services, converter, f"{i}.docx", docx,
-                                                    deadline))
+                                                    deadline, batch.fields))
         except Problem as problem:
             results[i].set_result(_item_problem(i, problem))
 
     async def merged(document: chunks.Merged) -> None:
         try:
             async with gate:
+                # Only options a split keeps reach here (a watermark, on every page).
                 work = converter.convert([("batch.docx", document.docx)], deadline=deadline,
-                                         fields=_DESTINATIONS)
+                                         fields={**_DESTINATIONS, **batch.fields})
                 pdf = await _timed(services.metrics.convert_duration, work)
             pdfs = await to_thread.run_sync(splitting.split, pdf, len(document.items),
                                             document.info)

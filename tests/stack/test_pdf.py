@@ -14,23 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import CORPUS, EXAMPLES, ServerProcess, corpus_cases, start_service
-from converter.converter_support import pdf_text, start_converter
+from converter.converter_support import pdf_text
 from docx_helpers import make_docx, part_texts
 from pypdf import PdfReader
 
 pytestmark = pytest.mark.libreoffice
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    tmp = tmp_path_factory.mktemp("stack")
-    converter = start_converter(tmp, pool_size=2)
-    service = start_service(tmp, converter_url=converter.url)
-    yield service, converter
-    service.stop()
-    converter.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,73 @@
+"""Helpers of the PDF option tests: veraPDF, and reading a PDF back with pikepdf/pypdf."""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import subprocess
+from pathlib import Path
+
+import pikepdf
+from pypdf import PdfReader
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def verapdf_launcher() -> str:
+    """veraPDF's CLI, installed (once, cached) by scripts/verapdf.sh; fails if it cannot be."""
+    done = subprocess.run(["bash", str(REPO / "scripts" / "verapdf.sh")], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def verapdf(pdfs: dict[str, bytes], flavour: str, tmp: Path) -> dict[str, str]:
+    """veraPDF's verdict per name ("PASS", or "FAIL" with the failed rules) for `flavour`.
+
+    One JVM for all the files: veraPDF takes seconds to start.
+    """
+    paths = {}
+    for name, pdf in pdfs.items():
+        path = tmp / f"{name}.pdf"
+        path.write_bytes(pdf)
+        paths[str(path)] = name
+    done = subprocess.run([verapdf_launcher(), "--flavour", flavour, "--format", "text", "-v",
+                           *paths], capture_output=True, text=True, timeout=600)
+    verdicts: dict[str, str] = {}
+    current = ""
+    for line in done.stdout.splitlines():
+        found = re.match(r"^(PASS|FAIL) (\S+) (\S+)$", line)
+        if found and found.group(2) in paths:
+            current = paths[found.group(2)]
+            verdicts[current] = found.group(1)
+        elif line.startswith("  FAIL") and current:
+            verdicts[current] += " " + line.strip()
+    assert set(verdicts) == set(pdfs), (done.stdout[-3000:], done.stderr[-3000:])
+    return verdicts
+
+
+def page_texts(pdf: bytes, password: str = "") -> list[str]:
+    """The text of each page (pypdf), decrypted with `password` by pikepdf (qpdf) first."""
+    with pikepdf.open(io.BytesIO(pdf), password=password) as doc:
+        if doc.is_encrypted:
+            plain = io.BytesIO()
+            doc.save(plain)
+            pdf = plain.getvalue()
+    return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def squeezed(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def xmp_and_info(pdf: bytes, password: str = "") -> tuple[dict[str, object], dict[str, str]]:
+    """The XMP properties (pikepdf's reading) and the document information dictionary."""
+    with pikepdf.open(io.BytesIO(pdf), password=password) as doc:
+        meta = doc.open_metadata()
+        xmp = {key: meta.get(key) for key in ("dc:title", "dc:creator", "dc:description",
+                                              "pdf:Keywords", "pdfaid:part",
+                                              "pdfaid:conformance", "pdfuaid:part")}
+        info = {str(k): str(v) for k, v in doc.docinfo.items()}
+    return xmp, info
