@@ -11,6 +11,10 @@ Modes (--modes, run in turn, every round):
   gendoc                the full local stack over HTTP: render + convert, PDF out; also an
                         open model at --rates and at twice its capacity (--no-overload: not)
   gendoc-docx           the full stack, DOCX out
+  gendoc-batch          the full stack, batches (POST /v1/render/batch, merged conversion):
+                        --batch-invoices one-page invoices, then --batch-contracts 3-page
+                        contracts a request, beside the contract one request a time
+                        (gendoc-contract3); PDFs/min counts every PDF of the zips
   gendoc-docx-s3        the same with the templates in S3-compatible object storage (versitygw
                         on 127.0.0.1, built once by scripts/s3-server.sh): the S3 store's cost
 Document size (--sizes): the one-page invoice, a 12-page contract and a 60-page report with a
@@ -31,7 +35,7 @@ from typing import Any
 from . import output, report, stack
 
 DEFAULT_MODES = "cold,single,gotenberg-1,gotenberg-1-norestart,gotenberg-cores," \
-    "gotenberg-cores-norestart,gendoc,gendoc-docx,gendoc-docx-s3"
+    "gotenberg-cores-norestart,gendoc,gendoc-docx,gendoc-docx-s3,gendoc-batch"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="who converts them: `converter` (ours) and Gotenberg modes")
     p.add_argument("--size-concurrency", type=int, default=4,
                    help="clients in the size runs (Gotenberg answers 503 after 30 s queued)")
+    p.add_argument("--batch-invoices", type=int, default=200,
+                   help="gendoc-batch: one-page invoices per batch request")
+    p.add_argument("--batch-contracts", type=int, default=50,
+                   help="gendoc-batch: 3-page contracts per batch request")
+    p.add_argument("--batch-concurrency", type=int, default=2,
+                   help="gendoc-batch: clients posting batches at once")
     p.add_argument("--unoconverter", choices=("unoconverter", "unoconv"),
                    help="Gotenberg's unoconverter: its own (the default when scripts/gotenberg.sh "
                    "installed it) or PyPI's unoconv standing in (docs/gotenberg.md); a mode's "
@@ -91,6 +101,8 @@ def settings_from(args: argparse.Namespace) -> stack.Settings:
         pool_size=args.pool_size or os.cpu_count() or 1,
         sizes=[d for d in args.sizes.split(",") if d], size_peers=size_peers,
         size_concurrency=args.size_concurrency, unoconverter=unoconverter,
+        batch_invoices=args.batch_invoices, batch_contracts=args.batch_contracts,
+        batch_concurrency=args.batch_concurrency,
     )
 
 

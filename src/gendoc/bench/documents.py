@@ -75,7 +75,13 @@ def invoice() -> BenchDocument:
     )
 
 
-def contract(clauses: int = 16, paragraphs: int = 3, words: int = 95) -> BenchDocument:
+def short_contract() -> BenchDocument:
+    """The contract with 4 clauses: three pages, for the batch mode."""
+    return contract(4, name="contract3", label="3-page contract")
+
+
+def contract(clauses: int = 16, paragraphs: int = 3, words: int = 95, name: str = "contract",
+             label: str = "12-page contract") -> BenchDocument:
     """A services agreement: parties, numbered clauses of prose, a signature table."""
     doc = _base_document()
     doc.add_heading("{{ title }}", level=0)
@@ -107,7 +113,7 @@ def contract(clauses: int = 16, paragraphs: int = 3, words: int = 95) -> BenchDo
             for _ in range(clauses)
         ],
     }
-    return BenchDocument("contract", "12-page contract", _save(doc), data)
+    return BenchDocument(name, label, _save(doc), data)
 
 
 def report(rows: int = 1000, sections: int = 13, paragraphs: int = 4,
@@ -154,5 +160,5 @@ def report(rows: int = 1000, sections: int = 13, paragraphs: int = 4,
 
 
 ALL: dict[str, Callable[[], BenchDocument]] = {
-    "invoice": invoice, "contract": contract, "report": report,
+    "invoice": invoice, "contract": contract, "report": report, "contract3": short_contract,
 }

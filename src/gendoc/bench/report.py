@@ -124,6 +124,12 @@ def stack_section(result: dict[str, Any]) -> str:
         for name, value in ratios.items():
             base = name.split("/", 1)[1]
             lines.append(f"- / `{base}` ({descriptions.get(base, base)}): **{value:.2f}**")
+    if result.get("batch_ratios"):
+        lines += ["", "Batches (items converted as merged documents, then split) over the same "
+                  "documents one request each, PDFs/min:", ""]
+        for name, value in result["batch_ratios"].items():
+            batch, single = name.split("/", 1)
+            lines.append(f"- `{batch}` / `{single}`: **{value:.2f}**")
     if result.get("store_ratio"):
         lines += ["", "Templates in S3-compatible object storage against the directory store "
                   f"(`gendoc-docx-s3` over `gendoc-docx`, a hot template): "

@@ -27,7 +27,18 @@ import httpx
 from pypdf import PdfReader
 
 from . import documents, peers
-from .load import Call, Measured, Row, Sample, closed, http_call, http_clients, measure, open_model
+from .load import (
+    Call,
+    Measured,
+    Row,
+    Sample,
+    batch_call,
+    closed,
+    http_call,
+    http_clients,
+    measure,
+    open_model,
+)
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 CONVERT = "/forms/libreoffice/convert"
@@ -51,6 +62,9 @@ class Settings:
     size_peers: list[str]
     size_concurrency: int
     unoconverter: str  # Gotenberg's, where a mode does not name one
+    batch_invoices: int = 200  # one-page invoices per batch request (gendoc-batch)
+    batch_contracts: int = 50  # three-page contracts per batch request (gendoc-batch)
+    batch_concurrency: int = 2  # clients posting batches at once
 
 
 class Bench:
@@ -63,8 +77,9 @@ class Bench:
         self.pages: dict[str, int] = {}
         self.overload_rate = 0.0
         self.failures: list[str] = []
+        batch = ["contract3"] if "gendoc-batch" in settings.modes else []
         self.docs = {name: documents.ALL[name]() for name in
-                     dict.fromkeys(["invoice", *settings.sizes])}
+                     dict.fromkeys(["invoice", *settings.sizes, *batch])}
         self.rendered = {name: doc.rendered() for name, doc in self.docs.items()}
 
     # -- one measured run ---------------------------------------------------------------
@@ -81,13 +96,15 @@ class Bench:
               file=sys.stderr, flush=True)
 
     def _http(self, target: peers.Target, request: dict[str, Any], pdfs: list[bytes] | None,
-              runs: list[tuple[Row, Load]], concurrency: int = 0) -> None:
+              runs: list[tuple[Row, Load]], concurrency: int = 0, items: int = 0) -> None:
         """The warm-up (the closed load of `concurrency` clients), then each (row, load) in
-        turn, on one event loop and its clients; PDF answers must be PDFs (see http_call)."""
+        turn, on one event loop and its clients; PDF answers must be PDFs (see http_call),
+        a batch's (`items`) a zip of that many PDFs (see batch_call)."""
         async def go() -> None:
             clients = http_clients(target.urls)
             try:
-                call = http_call(clients, request, pdfs)
+                call = batch_call(clients, request, items, pdfs if pdfs is not None else []) \
+                    if items else http_call(clients, request, pdfs)
                 await closed(call, concurrency or self.s.concurrency, self.s.warmup)
                 for row, load in runs:
                     self._record(row, await measure(load(call), target.pids))
@@ -131,6 +148,43 @@ class Bench:
             for mode, fmt in (("gendoc", "pdf"), ("gendoc-docx", "docx")):
                 if mode in self.s.modes:
                     self._gendoc_format(target, mode, fmt)
+            if "gendoc-batch" in self.s.modes:
+                self._gendoc_batches(target)
+
+    def _gendoc_batches(self, target: peers.Target) -> None:
+        """Batches through POST /v1/render/batch (items converted as merged documents),
+        beside the same documents one request each: `gendoc` for the invoice,
+        `gendoc-contract3` for the contract, in the same stack and round."""
+        contract = self.docs["contract3"]
+        httpx.put(f"{target.urls[0]}/v1/templates/contract3", content=contract.template,
+                  headers={"content-type": DOCX}).raise_for_status()
+        single = {"method": "POST", "url": "/v1/render",
+                  "json": {"template": "contract3", "data": contract.data, "format": "pdf"}}
+        self.descriptions["gendoc-contract3"] = "the full stack, one 3-page contract a request"
+        single_row = self._row("gendoc-contract3", "closed", f"c={self.s.concurrency}")
+        single_row.document = "contract3"
+        pdfs: list[bytes] = []
+        self._http(target, single, pdfs,
+                   [(single_row, _closed_load(self.s.concurrency, self.s.duration))])
+        if pdfs:
+            single_row.pages = len(PdfReader(io.BytesIO(pdfs[0])).pages)
+            self.pages.setdefault("contract3", single_row.pages)
+        for mode, name, count in (("gendoc-batch", "invoice", self.s.batch_invoices),
+                                  ("gendoc-batch-contract3", "contract3",
+                                   self.s.batch_contracts)):
+            self.descriptions[mode] = (f"the full stack, {count} {self.docs[name].label}s a "
+                                       "batch request (POST /v1/render/batch), zip of PDFs")
+            request = {"method": "POST", "url": "/v1/render/batch",
+                       "json": {"template": name, "items": [self.docs[name].data] * count}}
+            c = self.s.batch_concurrency
+            row = self._row(mode, "closed", f"c={c}")
+            row.items, row.document = count, name
+            pdfs = []
+            self._http(target, request, pdfs, [(row, _closed_load(c, self.s.duration))], c,
+                       items=count)
+            if pdfs:
+                row.pages = len(PdfReader(io.BytesIO(pdfs[0])).pages)
+                self.pages.setdefault(name, row.pages)
 
     def gendoc_s3(self) -> None:
         """DOCX out of a hot template kept in S3, to compare with `gendoc-docx` (the
@@ -197,11 +251,12 @@ class Bench:
             return self.single
         if mode.startswith("gotenberg"):
             return lambda: self.gotenberg(mode)
-        if mode == "gendoc" or (mode == "gendoc-docx" and "gendoc" not in self.s.modes):
-            return self.gendoc
+        family = [m for m in self.s.modes if m in ("gendoc", "gendoc-docx", "gendoc-batch")]
+        if family and mode == family[0]:
+            return self.gendoc  # the first of them runs all of them, on one stack
         if mode == "gendoc-docx-s3":
             return self.gendoc_s3
-        return lambda: None  # gendoc-docx runs with gendoc
+        return lambda: None  # gendoc-docx and gendoc-batch run with gendoc
 
     def _guarded(self, what: str, round_: int, step: Callable[[], None]) -> None:
         """One mode's round; if it breaks (a peer that will not start, say), the failure is
@@ -239,6 +294,7 @@ class Bench:
             "sizes": sizes,
             "ratios": ratios(rows),
             "store_ratio": store_ratio(rows),
+            "batch_ratios": batch_ratios(rows),
             "failures": self.failures,
         }
 
@@ -279,6 +335,16 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
             continue
         if (b := closed_rate(rows, base)) and gendoc:
             out[f"gendoc/{base}"] = round(gendoc / b, 2)
+    return out
+
+
+def batch_ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """PDFs/min of each batch mode over the same document one request each."""
+    out = {}
+    for batch, single in (("gendoc-batch", "gendoc"), ("gendoc-batch-contract3",
+                                                       "gendoc-contract3")):
+        if (b := closed_rate(rows, batch)) and (s := closed_rate(rows, single)):
+            out[f"{batch}/{single}"] = round(b / s, 2)
     return out
 
 
