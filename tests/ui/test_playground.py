@@ -207,6 +207,34 @@ def test_versions_download_make_current_delete(stack: Stack, page: Page) -> None
     assert [v["id"][:12] for v in meta["versions"]] == [current]
 
 
+def test_render_problems_in_an_authors_words(stack: Stack, page: Page, shots: Path) -> None:
+    name = f"unsafe-{uuid.uuid4().hex[:6]}"
+    headers = {"x-api-key": API_KEY, "content-type": "application/octet-stream"}
+    httpx.put(f"{stack.url}/v1/templates/{name}", headers=headers, content=make_docx(
+        "Hello {{ customer.name }}", "{{ customer.__class__ }}")).raise_for_status()
+    page.goto(stack.url + "/ui/")
+    _enter_key(page)
+    page.goto(f"{stack.url}/ui/#/t/{name}")
+    problem = page.locator("#problem")
+    expect(problem.locator(".problem-title")).to_have_text(
+        "The template tried something not allowed")
+    expect(problem).to_contain_text("__class__")
+    page.screenshot(path=shots / "06-security.png", full_page=True)
+    # Strict: the service lists what the data lacks, said as what to add.
+    plain = f"strict-{uuid.uuid4().hex[:6]}"
+    httpx.put(f"{stack.url}/v1/templates/{plain}", headers=headers,
+              content=make_docx("Hello {{ customer.name }}, {{ greeting }}")).raise_for_status()
+    page.goto(f"{stack.url}/ui/#/t/{plain}")
+    _wait_preview_current(page)
+    page.locator("#strict").check()
+    expect(problem.locator(".problem-title")).to_have_text(
+        "The sample data lacks values the template uses")
+    expect(problem).to_contain_text("Add these to the data: customer.name, greeting.")
+    _type_data(page, {"customer": {"name": "Ada"}, "greeting": "hi"})
+    _wait_preview_current(page)
+    expect(problem).to_be_hidden()
+
+
 def test_included_templates_are_listed(stack: Stack, page: Page) -> None:
     headers = {"x-api-key": API_KEY, "content-type": "application/octet-stream"}
     part = f"letterhead-{uuid.uuid4().hex[:6]}"
