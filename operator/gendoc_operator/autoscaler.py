@@ -60,7 +60,8 @@ def target_for(spec: Mapping[str, Any]) -> Target:
     return Target(p95_seconds=float(t["p95LatencySeconds"]),
                   max_queue_per_pod=float(t["maxQueuePerPod"]),
                   requests_per_minute=float(t["requestsPerMinute"]),
-                  capacity_per_pod_rpm=float(capacity) if capacity else None)
+                  capacity_per_pod_rpm=float(capacity) if capacity else None,
+                  max_job_age_seconds=float(t["maxJobAgeSeconds"]))
 
 
 def policy_for(spec: Mapping[str, Any]) -> Policy:
@@ -86,6 +87,8 @@ def metrics_status(collection: Collection, decision: Decision, collected_at: str
         "p95LatencySeconds": _round(m.p95_seconds, 3) if m else None,
         "queueDepth": round(m.queue) if m else None,
         "inflight": round(m.inflight) if m else None,
+        "jobsBacklog": round(m.backlog) if m and m.backlog is not None else None,
+        "oldestJobSeconds": _round(m.oldest_seconds, 1) if m else None,
         "capacityPerPodPerMinute": _round(capacity * 60, 1) if capacity and m else None,
         "capacitySource": decision.capacity_source if m else None,
         "podsMeasured": collection.measured,

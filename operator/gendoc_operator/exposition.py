@@ -23,6 +23,10 @@ DURATION = "gendoc_request_duration_seconds"
 QUEUE = "gendoc_queue_depth"
 IN_FLIGHT = "gendoc_requests_in_flight"
 SLOTS = "gendoc_concurrency"
+# Async jobs: items waiting in the fleet's one shared queue and the age of the oldest.
+# Every pod reports the same fleet-wide values, so the fleet's is the max, never the sum.
+JOBS_BACKLOG = "gendoc_jobs_backlog"
+JOBS_OLDEST = "gendoc_jobs_oldest_seconds"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Scrape:
     queue: float = 0.0
     inflight: float = 0.0
     slots: float = 0.0
+    backlog: float | None = None  # None: the pod does not export the job queue
+    oldest: float | None = None
 
 
 def parse(text: str) -> Scrape:
@@ -44,12 +50,15 @@ def parse(text: str) -> Scrape:
     requests: dict[str, float] = {}
     buckets: dict[float, float] = {}
     gauges = {QUEUE: 0.0, IN_FLIGHT: 0.0, SLOTS: 0.0}
+    jobs: dict[str, float] = {}
     total_sum = total_count = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name, labels = sample.name, sample.labels
             if name in gauges:
                 gauges[name] = sample.value
+            elif name in (JOBS_BACKLOG, JOBS_OLDEST):
+                jobs[name] = max(jobs.get(name, 0.0), sample.value)
             elif labels.get("route") not in RENDER_ROUTES:
                 continue
             elif name == REQUESTS:
@@ -62,7 +71,7 @@ def parse(text: str) -> Scrape:
             elif name == f"{DURATION}_count":
                 total_count += sample.value
     return Scrape(requests, buckets, total_sum, total_count, gauges[QUEUE], gauges[IN_FLIGHT],
-                  gauges[SLOTS])
+                  gauges[SLOTS], jobs.get(JOBS_BACKLOG), jobs.get(JOBS_OLDEST))
 
 
 def _delta(new: float, old: float) -> float:
@@ -80,6 +89,8 @@ class PodRates:
     queue: float
     inflight: float
     slots: float
+    backlog: float | None = None
+    oldest: float | None = None
 
 
 def rates(old: Scrape, new: Scrape, seconds: float) -> PodRates:
@@ -97,6 +108,8 @@ def rates(old: Scrape, new: Scrape, seconds: float) -> PodRates:
         queue=new.queue,
         inflight=new.inflight,
         slots=new.slots,
+        backlog=new.backlog,
+        oldest=new.oldest,
     )
 
 
@@ -127,6 +140,8 @@ def fleet(pods: list[PodRates]) -> FleetMetrics:
             merged[le] = merged.get(le, 0.0) + v
     count = sum(p.duration_count for p in pods)
     slots = [p.slots for p in pods if p.slots]
+    backlog = [p.backlog for p in pods if p.backlog is not None]
+    oldest = [p.oldest for p in pods if p.oldest is not None]
     return FleetMetrics(
         pods=len(pods),
         arrival_rps=sum(p.arrivals for p in pods),
@@ -137,4 +152,7 @@ def fleet(pods: list[PodRates]) -> FleetMetrics:
         queue=sum(p.queue for p in pods),
         inflight=sum(p.inflight for p in pods),
         slots_per_pod=sum(slots) / len(slots) if slots else 8.0,
+        # The same fleet-wide queue seen from every pod (scraped a moment apart): max.
+        backlog=max(backlog) if backlog else None,
+        oldest_seconds=max(oldest) if oldest else None,
     )

@@ -15,6 +15,14 @@ rules that understand this workload:
   queue and latency rules then push, and the first saturation teaches μ.
 * queue rule: at most maxQueuePerPod requests waiting per pod.
 * latency rule: p95 at or under the target.
+* backlog rule: job items waiting in the fleet's shared queue (async jobs) are
+  served within maxJobAgeSeconds T. Jobs take the capacity synchronous renders
+  leave, so B items waiting, the oldest A seconds old, add B/(T-A) to the
+  demand the fleet must absorb (they must be done before the oldest is T old):
+  ceil((λ + B/(T-A)) / (μ·u)) pods, T-A at least T/10. And while the oldest item is older than T the
+  backlog is not draining in time: one pod more (as the queue and latency
+  rules), or, with μ unknown, one pod more than now. Every pod reports the
+  same fleet-wide queue, so the collector takes the max, not the sum.
 When μ is known the rate rule sizes the fleet and the other two only add one
 pod at a time while they are violated (the transient backlog of a step drains
 through the (1-u) headroom without overshooting). When μ is unknown they size
@@ -40,6 +48,8 @@ class FleetMetrics:
     queue: float = 0.0  # waiting, summed over pods
     inflight: float = 0.0  # being served, summed over pods
     slots_per_pod: float = 8.0  # gendoc_concurrency
+    backlog: float | None = None  # job items waiting fleet-wide; None: no pod reports jobs
+    oldest_seconds: float | None = None  # age of the oldest waiting item
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class Target:
     requests_per_minute: float = 0.0  # a floor: the fleet must absorb at least this
     capacity_per_pod_rpm: float | None = None  # set when known; else measured
     utilization: float = 0.8
+    max_job_age_seconds: float = 300.0  # a waiting job item is served within this
 
 
 @dataclass(frozen=True)
@@ -197,11 +208,31 @@ def _rules(current: int, metrics: FleetMetrics, target: Target, policy: Policy,
                              if queue_violated else None)
         opinions["latency"] = (math.ceil(ready * p95 / target.p95_seconds)
                                if latency_violated and p95 else None)
+    opinions["backlog"] = _backlog_opinion(current, metrics, target, capacity, demand,
+                                           slack=slack)
     said = {k: v for k, v in opinions.items() if v is not None}
     rule, raw = max(said.items(), key=lambda kv: kv[1]) if said else ("idle", policy.min_replicas)
-    if demand == 0 and metrics.queue == 0 and metrics.inflight == 0:
+    if demand == 0 and metrics.queue == 0 and metrics.inflight == 0 and not metrics.backlog:
         rule, raw = "idle", 0
     return _Rules(opinions, rule, raw, capacity, source)
+
+
+def _backlog_opinion(current: int, m: FleetMetrics, target: Target, capacity: float | None,
+                     demand: float, *, slack: float) -> int | None:
+    """Pods that serve the synchronous demand and drain B waiting job items within T."""
+    if not m.backlog:
+        return None  # no jobs waiting, or no pod reports the job queue
+    late = m.oldest_seconds is not None and \
+        m.oldest_seconds > target.max_job_age_seconds * slack
+    if not capacity:
+        return current + 1 if late else max(current, 1)
+    # What waits must be served before the oldest item is T old: within T minus its
+    # age (at least a tenth of T). B/T alone, recomputed as B shrinks, drains
+    # exponentially and never in time (the simulation test showed 360 s for T 300 s).
+    left = target.max_job_age_seconds - (m.oldest_seconds or 0.0)
+    drain = m.backlog / max(left, target.max_job_age_seconds / 10)
+    pods = math.ceil((demand + drain) / (capacity * target.utilization) - 1e-9)
+    return max(pods, current + 1) if late else pods
 
 
 def _bounded(current: int, raw: int, policy: Policy) -> tuple[int, int, str | None]:
@@ -253,6 +284,9 @@ def _reason(current: int, desired: int, rules: _Rules, raw: int, limited: int,
     p95 = m.p95_seconds
     facts += f", p95 {p95:.2f}s" if p95 is not None else ", p95 n/a"
     facts += f", queue {m.queue / m.pods:.1f}/pod"
+    if m.backlog is not None:
+        oldest = f", oldest {m.oldest_seconds:.0f}s" if m.oldest_seconds is not None else ""
+        facts += f", job backlog {m.backlog:.0f}{oldest}"
     rule = rules.rule
     if desired == current:
         if recommendation < current:

@@ -61,3 +61,15 @@ def test_rates_from_a_real_service(service: ServerProcess) -> None:
             f"{exposition.DURATION}_count", exposition.QUEUE, exposition.IN_FLIGHT,
             exposition.SLOTS}
     assert read <= written, read - written
+
+
+def test_the_job_backlog_is_the_max_over_pods_never_the_sum() -> None:
+    text = ("# TYPE gendoc_jobs_backlog gauge\ngendoc_jobs_backlog 1200\n"
+            "# TYPE gendoc_jobs_oldest_seconds gauge\ngendoc_jobs_oldest_seconds 42.5\n")
+    scrape = parse(text)
+    assert (scrape.backlog, scrape.oldest) == (1200.0, 42.5)
+    assert parse("# TYPE gendoc_queue_depth gauge\ngendoc_queue_depth 3\n").backlog is None
+    older = parse(text.replace("1200", "1150").replace("42.5", "44"))
+    f = fleet([rates(scrape, scrape, 15.0), rates(older, older, 15.0)])
+    assert (f.backlog, f.oldest_seconds) == (1200.0, 44.0)
+    assert fleet([rates(Scrape(), Scrape(), 15.0)]).backlog is None

@@ -127,3 +127,77 @@ def test_reason_explains_the_change() -> None:
     d = decide(2, m(2, 1200, p95_seconds=0.5))
     assert d.reason.startswith("scale up 2->5 by the rate rule")
     assert "1200/min" in d.reason and "capacity 300/min per pod (spec)" in d.reason
+
+
+# -- the backlog rule (async jobs) --------------------------------------------------------
+JOBS = Target(p95_seconds=1.0, max_queue_per_pod=10, capacity_per_pod_rpm=300,
+              max_job_age_seconds=300)
+
+
+@pytest.mark.parametrize(
+    ("name", "current", "metrics", "expected"),
+    [
+        # 600 sync/min + 3000 items within the 270 s the oldest has left (667/min):
+        # 1267/(300*0.8) = 5.3 -> 6 pods
+        ("backlog adds its drain rate to the demand", 2,
+         m(2, 600, p95_seconds=0.5, backlog=3000, oldest_seconds=30), 6),
+        ("the same backlog, all of it new", 2,
+         m(2, 600, p95_seconds=0.5, backlog=3000, oldest_seconds=0), 5),
+        ("an empty job queue says nothing", 3, m(3, 600, p95_seconds=0.5, backlog=0), 3),
+        ("a pod without the job metrics says nothing", 3, m(3, 600, p95_seconds=0.5), 3),
+        # a small backlog the rate rule's headroom drains: no change
+        ("a small backlog fits the headroom", 3,
+         m(3, 600, p95_seconds=0.5, backlog=30, oldest_seconds=10), 3),
+        ("late items: one pod more than the drain rate says", 3,
+         m(3, 600, p95_seconds=0.5, backlog=30, oldest_seconds=400), 4),
+        ("late items within tolerance: on target", 3,
+         m(3, 600, p95_seconds=0.5, backlog=30, oldest_seconds=320), 3),
+    ],
+)
+def test_backlog_decisions(name: str, current: int, metrics: FleetMetrics,
+                           expected: int) -> None:
+    d = decide(current, metrics, target=JOBS)
+    assert d.replicas == expected, (name, d.reason, d.rules)
+
+
+def test_backlog_keeps_an_otherwise_idle_fleet_and_says_so() -> None:
+    h = History(recommendations=((500.0, 3),))
+    waiting = m(3, 0, backlog=1500, oldest_seconds=60)
+    d = decide(3, waiting, target=JOBS, history=h)
+    assert d.rules["backlog"] == 2 and d.replicas == 2  # 1500/300 s = 300/min: 1.25 -> 2
+    assert "job backlog 1500, oldest 60s" in d.reason
+    assert decide(3, m(3, 0, backlog=0), target=JOBS, history=h).replicas == 1
+
+
+def test_backlog_with_unknown_capacity_holds_and_adds_when_late() -> None:
+    target = Target(p95_seconds=1.0, max_queue_per_pod=10, max_job_age_seconds=300)
+    h = History(recommendations=((500.0, 3),))
+    assert decide(3, m(3, 0, backlog=10, oldest_seconds=5), target=target,
+                  history=h).replicas == 3
+    assert decide(3, m(3, 0, backlog=10, oldest_seconds=900), target=target).replicas == 4
+
+
+def test_a_backlog_drains_within_its_target_age() -> None:
+    """Periods of 15 s: the fleet runs what the decision says (new pods serve from the
+    next period), serves the synchronous load first and jobs with what is left. 6,000
+    items arrive at once: every one is served within maxJobAgeSeconds (+ the pods'
+    start-up, one period here), then the fleet shrinks after its window."""
+    capacity, sync_rps, period = 5.0, 5.0, 15.0  # 300/min per pod, 300/min synchronous
+    replicas, backlog, history, now = 2, 6000.0, History(), 0.0
+    oldest: float | None = 0.0
+    policy = Policy(min_replicas=1, max_replicas=20, scale_down_window_seconds=60)
+    drained_at = None
+    for _ in range(200):
+        metrics = FleetMetrics(pods=replicas, arrival_rps=sync_rps, completion_rps=sync_rps,
+                               p95_seconds=0.5, backlog=backlog,
+                               oldest_seconds=oldest if backlog else None)
+        d = desired_replicas(replicas, metrics, JOBS, policy, history, now)
+        spare = max(0.0, replicas * capacity - sync_rps) * period
+        backlog = max(0.0, backlog - spare)
+        now += period
+        oldest = now if backlog else None  # all arrived at t=0
+        if backlog == 0 and drained_at is None:
+            drained_at = now
+        replicas, history = d.replicas, d.history
+    assert drained_at is not None and drained_at <= JOBS.max_job_age_seconds + period
+    assert replicas == 2  # back to what the synchronous load needs (300/(300*0.8) -> 2)

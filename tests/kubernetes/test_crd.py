@@ -144,9 +144,11 @@ def test_printer_columns(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("patch", "-n", namespace, "dg/shown", "--subresource=status", "--type=merge",
                     "-p", json.dumps({"status": {
                         "readyReplicas": 1, "desiredReplicas": 2,
-                        "metrics": {"requestsPerMinute": 240.5, "p95LatencySeconds": 0.42}}}))
+                        "metrics": {"requestsPerMinute": 240.5, "p95LatencySeconds": 0.42,
+                                    "jobsBacklog": 1200}}}))
     header, row = cluster.kubectl("get", "-n", namespace, "dg", "shown").splitlines()
-    assert header.split() == ["NAME", "REPLICAS", "READY", "DESIRED", "THROUGHPUT", "P95", "AGE"]
-    assert row.split()[:6] == ["shown", "2", "1", "2", "240.5", "0.42"]
+    assert header.split() == ["NAME", "REPLICAS", "READY", "DESIRED", "THROUGHPUT", "P95",
+                              "BACKLOG", "AGE"]
+    assert row.split()[:7] == ["shown", "2", "1", "2", "240.5", "0.42", "1200"]
     wide = cluster.kubectl("get", "-n", namespace, "dg", "shown", "-o", "wide").splitlines()[0]
     assert "STATUS" in wide.split()

@@ -17,7 +17,8 @@ def test_names_and_subresources() -> None:
         "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
         "labelSelectorPath": ".status.selector"}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Replicas", "Ready", "Desired", "Throughput", "P95", "Status", "Age"]
+    assert columns == ["Replicas", "Ready", "Desired", "Throughput", "P95", "Backlog", "Status",
+                       "Age"]
 
 
 def _fields(node: dict[str, Any], path: str = "spec") -> list[tuple[str, dict[str, Any]]]:
@@ -47,7 +48,7 @@ def test_defaults_fill_an_empty_spec() -> None:
     assert spec["autoscaling"] == {"enabled": True, "periodSeconds": 15,
                                    "scaleDownStabilizationSeconds": 300, "tolerance": 0.1}
     assert spec["target"] == {"requestsPerMinute": 300, "p95LatencySeconds": 2,
-                              "maxQueuePerPod": 4}
+                              "maxQueuePerPod": 4, "maxJobAgeSeconds": 300}
     assert spec["converter"] == {"poolSize": 2}
     assert spec["service"]["concurrency"] == 4
     assert spec["images"] == {"pullPolicy": "IfNotPresent"}
