@@ -357,9 +357,14 @@ class Renderer:
         for partname, source in _template_sources(tpl):
             try:
                 tree = self._lenient.parse(source)
+                reads.append((partname, variables_mod.collect(tree, self._lenient.globals)))
             except TemplateSyntaxError as exc:
                 raise _syntax_problem(exc, partname, source) from None
-            reads.append((partname, variables_mod.collect(tree, self._lenient.globals)))
+            except RecursionError:
+                # This runs in the service itself (uploads, include resolution), not only
+                # in a render worker: the same answer as the worker gives.
+                raise TemplateRenderProblem(
+                    f"The template nests too deeply ({partname}).") from None
         return reads
 
     def _required(self, docx: bytes, options: RenderOptions) -> list[variables_mod.Path]:
