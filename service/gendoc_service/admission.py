@@ -90,6 +90,7 @@ class Admission:
         # The same for arrivals (every request asking for a slot, refused ones too).
         self._arrival_interval = 1.0
         self._last_arrival = time.monotonic()
+        self._freed = asyncio.Event()  # set whenever a slot frees (background work waits on it)
         metrics.queue_limit.set(capacity)
         metrics.concurrency.set(concurrency)
 
@@ -145,15 +146,34 @@ class Admission:
             gap = now - self._last_release
             self._drain_interval += 0.2 * (gap - self._drain_interval)
         self._last_release = now
+        self._freed.set()
 
     @asynccontextmanager
     async def slot(self, deadline: Deadline) -> AsyncIterator[None]:
         """Hold one render slot, waiting for it at most until `deadline`."""
         self._admit(deadline)
         await self._wait_for_slot(deadline)
+        async with self._held():
+            yield
+
+    @asynccontextmanager
+    async def _held(self) -> AsyncIterator[None]:
+        """Count a slot just acquired as in flight until it is released."""
         self._inflight += 1
         self._metrics.in_flight.set(self._inflight)
         try:
             yield
         finally:
             self._release()
+
+    @asynccontextmanager
+    async def idle_slot(self) -> AsyncIterator[None]:
+        """Hold one slot for background work (job items), taken only while no request
+        waits for one: a request never queues behind background work that had not
+        started, so jobs fill idle capacity and leave synchronous latency alone."""
+        while self._waiting or self._slots.locked():
+            self._freed.clear()
+            await self._freed.wait()
+        await self._slots.acquire()  # free (checked above, nothing awaited in between)
+        async with self._held():
+            yield

@@ -67,7 +67,8 @@ def _middleware(settings: ServiceSettings, metrics: ServiceMetrics) -> list[Midd
         Middleware(MetricsMiddleware, metrics=metrics),
         Middleware(ApiKeyMiddleware, keys=settings.accepted_api_keys()),
         Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
-                   timeout=settings.body_timeout),
+                   timeout=settings.body_timeout,
+                   paths={"/v1/jobs": max(settings.max_job_bytes, settings.max_body_bytes)}),
         # Inside the key check (no anonymous caller reaches another's answers) and
         # the body bound (it reads the body to fingerprint it).
         Middleware(IdempotencyMiddleware, policy=IdempotencyPolicy(

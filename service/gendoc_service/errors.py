@@ -220,3 +220,15 @@ class StoreUnavailable(Problem):
 def retry_after(seconds: float) -> dict[str, str]:
     """A Retry-After header value: whole seconds, at least 1 (RFC 9110 §10.2.3)."""
     return {"Retry-After": str(max(1, round(seconds)))}
+
+
+class JobNotFound(Problem):
+    status, slug, title = 404, "job-not-found", "Job not found"
+
+
+class JobNotReady(Problem):
+    status, slug, title = 409, "job-not-ready", "The job has not produced that yet"
+
+
+class QueueUnavailable(Problem):
+    status, slug, title = 503, "queue-unavailable", "Job queue unavailable"

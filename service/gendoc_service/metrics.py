@@ -57,3 +57,13 @@ class ServiceMetrics:
             "(items converted as one document, then split) or single (one conversion per item).",
             ["mode"], registry=r,
         )
+        # The async jobs' queue, fleet-wide (every pod reports the same values; the
+        # operator scales on them): items not yet done, and how long the oldest has waited.
+        self.jobs_backlog = Gauge(
+            "gendoc_jobs_backlog", "Job items waiting or being worked on, fleet-wide.",
+            registry=r,
+        )
+        self.jobs_oldest = Gauge(
+            "gendoc_jobs_oldest_seconds",
+            "Age of the oldest unfinished job's items (0 when none wait), seconds.", registry=r,
+        )

@@ -57,17 +57,19 @@ class BodyLimitMiddleware:
     upload may hold a connection (408 once the body takes longer than `timeout`).
     """
 
-    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float,
+                 paths: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
         self.timeout = timeout
+        self.paths = paths or {}  # routes allowed a larger body (POST /v1/jobs), by path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         received = 0
-        limit = self.limit
+        limit = self.paths.get(scope["path"], self.limit)
         body_deadline = time.monotonic() + self.timeout
         body_done = False
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import docxpkg, includes, pipeline
+from . import docxpkg, includes, job_routes, pipeline
 from .admission import deadline_for
 from .batch import render_batch
 from .errors import BadRequest, UnsupportedMediaType
@@ -190,4 +190,5 @@ routes = [
     Route("/v1/templates/{name}/content", get_template_content, methods=["GET"]),
     Route("/v1/render", render, methods=["POST"]),
     Route("/v1/render/batch", render_batch, methods=["POST"]),
+    *job_routes.routes,
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.types import Scope
@@ -27,6 +28,9 @@ from .settings import MiB, ServiceSettings
 from .store import TemplateStore, open_store
 from .workers import ProcessBackend, WorkerLimits
 
+if TYPE_CHECKING:
+    from .jobs import Jobs
+
 STATE_KEY = "services"  # the lifespan state's one entry
 
 
@@ -42,6 +46,7 @@ class Services:
     limiter: RateLimiter | None  # None: no per-client rate limit
     package_limits: docxpkg.PackageLimits
     idempotency: IdempotencyStore  # answers kept for Idempotency-Key retries
+    jobs: Jobs  # async jobs: their queue, results, and this process's job workers
 
     @classmethod
     def of(cls, request: Request) -> Services:
@@ -62,6 +67,8 @@ class Services:
     def build(cls, settings: ServiceSettings, metrics: ServiceMetrics) -> Services:
         # The caches share cache_bytes: half for template bytes in the store, half
         # for compiled Jinja parts (per renderer, so per worker process too).
+        from .jobs import Jobs  # jobs.py uses the pipeline, which uses Services
+
         half = settings.cache_bytes // 2
         inspector = Renderer(half)
         return cls(
@@ -76,16 +83,19 @@ class Services:
             limiter=(RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
                      if settings.rate_limit_per_minute > 0 else None),
             package_limits=docxpkg.PackageLimits.of(settings),
-            idempotency=open_idempotency("", settings.store_dir / ".jobs"),
+            idempotency=open_idempotency(settings.queue_url, settings.jobs_path()),
+            jobs=Jobs.build(settings),
         )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Services]:
         self.store.open()
         await self.backend.start()
+        await self.jobs.start(self)
         try:
             yield self
         finally:
+            await self.jobs.stop()
             await self.backend.close()
             if self.converter is not None:
                 await self.converter.aclose()

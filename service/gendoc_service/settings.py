@@ -261,6 +261,54 @@ class ServiceSettings(BaseSettings):
         """How long a claimed key stays claimed if its replica dies mid-request: the
         longest a request may run (its deadline, its body's upload) and some slack."""
         return self.request_timeout + self.body_timeout + 30.0
+    # Async jobs (POST /v1/jobs): the queue, the workers in this process, the results.
+    queue_url: str = Field(
+        "", description="Empty: the embedded queue, SQLite on this machine's disk under "
+        "jobs_dir (one machine; what `gendoc up` uses). redis://HOST:PORT/DB or "
+        "unix:///PATH: Redis Streams shared by every replica of a fleet.",
+    )
+    jobs_dir: Path | None = Field(
+        None, description="Directory of the embedded queue and of the job results when the "
+        "store is a directory (default: STORE_DIR/.jobs).",
+    )
+    max_job_items: int = Field(50_000, description="Most items in one job.")
+    max_job_bytes: int = Field(
+        64 * MiB, description="Largest POST /v1/jobs body, bytes: 10,000 items of ~2 KiB of "
+        "data with room to spare (other routes keep max_body_bytes).",
+    )
+    job_slots: int | None = Field(
+        None, description="Admission slots job workers of this process may hold at once "
+        "(default: half of concurrency, at least 1). They take a slot only while no "
+        "synchronous request waits, so renders keep their latency and jobs fill idle time.",
+    )
+    job_chunk_items: int = Field(
+        20, description="Items a job worker claims and renders together in one slot: enough "
+        "to keep the render workers and the converter pool busy from one slot (and for "
+        "merged conversion to pay off), few enough that a slot frees within seconds.",
+    )
+    job_visibility_timeout: float = Field(
+        120.0, description="Seconds a claimed item stays invisible to other workers; a "
+        "worker that died loses its items for this long, then another takes them back. "
+        "Should exceed a chunk's deadline (request_timeout), or a slow chunk's items are "
+        "delivered twice (harmless: the first outcome counts, but the work is done twice).",
+    )
+    job_max_attempts: int = Field(
+        8, description="Deliveries of one item before it goes to the dead-letter list and "
+        "counts as failed (retries wait 2, 4, 8, ... s, at most the visibility timeout).",
+    )
+    job_poll_interval: float = Field(
+        0.5, description="Seconds an idle job worker waits before asking the queue again.",
+    )
+    job_retention: float = Field(
+        24 * 3600.0, description="Seconds a finished job and its results are kept; then "
+        "both are deleted.",
+    )
+
+    def jobs_path(self) -> Path:
+        return self.jobs_dir or self.store_dir / ".jobs"
+
+    def job_slot_count(self) -> int:
+        return self.job_slots if self.job_slots is not None else max(1, self.concurrency // 2)
 
     def drain_seconds(self) -> float:
         """The graceful-shutdown time uvicorn gives open requests."""

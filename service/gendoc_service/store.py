@@ -173,7 +173,7 @@ def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -219,17 +219,17 @@ class DirectoryStore:
             meta_path = directory / f"{vid}.json"
             created = not meta_path.exists()
             if created:
-                _atomic_write(directory / f"{vid}.docx", data)
+                atomic_write(directory / f"{vid}.docx", data)
                 version = Version(
                     id=vid,
                     size=len(data),
                     created=now_rfc3339(),
                     variables=variables,
                 )
-                _atomic_write(meta_path, json.dumps(version.public()).encode())
+                atomic_write(meta_path, json.dumps(version.public()).encode())
             else:
                 version = self._read_meta(meta_path)
-            _atomic_write(directory / "current", vid.encode())
+            atomic_write(directory / "current", vid.encode())
         except OSError as exc:
             raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.",
                                    headers=retry_after(_STORE_RETRY)) from None
@@ -262,7 +262,7 @@ class DirectoryStore:
             if not remaining:
                 self.delete(name)
             elif (directory / "current").read_text() == version:
-                _atomic_write(directory / "current", remaining[-1].id.encode())
+                atomic_write(directory / "current", remaining[-1].id.encode())
         except OSError as exc:
             raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.",
                                    headers=retry_after(_STORE_RETRY)) from None
@@ -340,7 +340,7 @@ class DirectoryStore:
         self._check_shared()
         directory = self._stored_dir(name, "upload it to keep sample data with it")
         try:
-            _atomic_write(directory / "sample", data)
+            atomic_write(directory / "sample", data)
         except OSError as exc:
             raise StoreUnavailable(f"The template store cannot be written: {exc.strerror}.",
                                    headers=retry_after(_STORE_RETRY)) from None

@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -46,6 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .cache import ByteLRU
 from .errors import StoreUnavailable, TemplateNotFound, VersionNotFound, retry_after
+from .results import check_key
 from .store import (
     Listed,
     StoreHealth,
@@ -465,11 +468,13 @@ class S3Store:
 
 class S3Results:
     """Rendered documents a service keeps (the async jobs' results), in the template
-    store's bucket under their own prefix, fetched by clients through presigned GET URLs.
+    store's bucket under their own prefix, fetched by clients through presigned GET URLs
+    (`results.ResultStore`; keys are `results.check_key`'s).
 
-    Retention: `sweep` deletes results older than `retention` seconds by their
-    LastModified time; a bucket lifecycle rule on `<prefix>results/` does the same
-    without the service, where the platform allows one.
+    Retention: the service deletes a job's results when its record expires
+    (`delete_job`); `sweep` deletes every result older than `retention` seconds by
+    its LastModified time, and a bucket lifecycle rule on `<prefix>results/` does
+    the same without the service, where the platform allows one.
     """
 
     def __init__(self, client: S3Client, bucket: str, prefix: str = "", *,
@@ -479,10 +484,15 @@ class S3Results:
         self.root = (prefix.strip("/") + "/" if prefix.strip("/") else "") + "results/"
         self.retention = retention
 
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> S3Results:
+        store = S3Store.from_settings(settings, cache_bytes=0)
+        return cls(store.client, store.bucket, store.prefix, retention=settings.job_retention)
+
     def _key(self, result_id: str) -> str:
-        if not result_id or "/" in result_id or result_id.startswith("."):
+        if not result_id or result_id.startswith(".") or ".." in result_id:
             raise ValueError(f"not a result id: {result_id!r}")
-        return self.root + result_id
+        return self.root + check_key(result_id)
 
     def put(self, result_id: str, data: bytes, media_type: str, filename: str) -> None:
         try:
@@ -492,6 +502,31 @@ class S3Results:
         except (BotoCoreError, ClientError) as exc:
             raise _unavailable(exc) from None
 
+    def put_file(self, result_id: str, path: Path, media_type: str, filename: str) -> None:
+        """Upload a file (in parts when large: boto's managed transfer), then remove it."""
+        try:
+            self.client.upload_file(str(path), self.bucket, self._key(result_id), ExtraArgs={
+                "ContentType": media_type,
+                "ContentDisposition": f'attachment; filename="{filename}"'})
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable(exc) from None
+        finally:
+            path.unlink(missing_ok=True)
+
+    def get(self, result_id: str) -> bytes | None:
+        try:
+            with _store_errors(expected=_MISSING):
+                return self.client.get_object(Bucket=self.bucket,
+                                              Key=self._key(result_id))["Body"].read()
+        except _Expected:
+            return None
+
+    def local_path(self, result_id: str) -> Path | None:
+        return None
+
+    def scratch(self) -> Path:
+        return Path(tempfile.gettempdir())
+
     def url(self, result_id: str, expires_in: int = 3600) -> str:
         """A URL that GETs the result without credentials until `expires_in` seconds pass
         (signed here, no call to the store; SigV4 allows at most 7 days)."""
@@ -499,19 +534,32 @@ class S3Results:
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(result_id)},
             ExpiresIn=min(expires_in, 7 * 24 * 3600))
 
+    def delete_job(self, job_id: str) -> None:
+        self._delete(self._keys(self._key(job_id) + "/", None))
+
+    def _keys(self, prefix: str, cutoff: float | None) -> list[str]:
+        keys: list[str] = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            keys += [o["Key"] for o in page.get("Contents", [])
+                     if cutoff is None or o["LastModified"].timestamp() < cutoff]
+        return keys
+
+    def _delete(self, keys: list[str]) -> None:
+        try:
+            for i in range(0, len(keys), 1000):
+                self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable(exc) from None
+
     def sweep(self, now: float | None = None) -> int:
         """Delete results older than the retention; returns how many went."""
         cutoff = (time.time() if now is None else now) - self.retention
-        old: list[str] = []
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.root)
-            for page in pages:
-                old += [o["Key"] for o in page.get("Contents", [])
-                        if o["LastModified"].timestamp() < cutoff]
-            for i in range(0, len(old), 1000):
-                self.client.delete_objects(Bucket=self.bucket, Delete={
-                    "Objects": [{"Key": k} for k in old[i:i + 1000]], "Quiet": True})
+            old = self._keys(self.root, cutoff)
         except (BotoCoreError, ClientError) as exc:
             raise _unavailable(exc) from None
+        self._delete(old)
         return len(old)

@@ -166,7 +166,11 @@ def _render(args: argparse.Namespace) -> int:
 
 # -- gendoc bench -------------------------------------------------------------------
 def _bench(argv: list[str]) -> int:
-    """`gendoc bench [stack|converter|report] ...`: each suite parses its own options."""
+    """`gendoc bench [stack|converter|jobs|report] ...`: each suite parses its own options."""
+    if argv[:1] == ["jobs"]:
+        from gendoc.bench.jobs import main as jobs_bench
+
+        return jobs_bench(argv[1:])
     if argv[:1] == ["converter"]:
         from gendoc_converter.bench import main as converter_bench
 
@@ -246,9 +250,13 @@ def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--timeout", type=float, default=60.0)
     p.set_defaults(func=_render)
 
+    from gendoc import jobclient
+
+    jobclient.add_parser(sub, ClientSettings().url)
+
     # Listed for --help; `main` hands its arguments to the suite's own parser.
     sub.add_parser("bench", help="load benchmark, baselines in the same run: "
-                   "`gendoc bench [stack|converter|report] --help`")
+                   "`gendoc bench [stack|converter|jobs|report] --help`")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,340 @@
+"""Async jobs: what POST /v1/jobs asks for, and the workers that do it in every service process.
+
+A job is checked and stored at once (202), then its items are done by job
+workers in whichever service process claims them from the queue (`queue.py`):
+several of them per process (`GENDOC_JOB_SLOTS`), each holding one admission
+slot for a chunk of items (`GENDOC_JOB_CHUNK_ITEMS`), taken only while no
+synchronous request waits for a slot (`Admission.idle_slot`). So renders keep
+their latency, and jobs use what capacity renders leave. A chunk goes through
+the same pipeline as a batch (`pipeline.render_each`, `pipeline.convert_many`).
+
+Each item's document is stored under its job and index (`results.py`) before
+its outcome is written; a 4xx problem fails the item alone, a 5xx one (or a
+render worker that died) delivers it again later. When the last item is
+written, the job's finalize task assembles the result (a zip, or one merged
+PDF), sets the final status and calls the finished hooks (`Jobs.on_finished`:
+webhooks are wired there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from anyio import to_thread
+from pydantic import BaseModel, ConfigDict
+
+from gendoc.deadline import Deadline
+
+from . import pipeline
+from .batch import BatchRequest
+from .errors import Problem, QueueUnavailable, StoreUnavailable
+from .payloads import safe_filename
+from .queue import FINAL, FINALIZE, JobQueue, JobRecord, Outcome, Task, open_queue, retriable
+from .results import ResultStore, item_key, open_results, result_key
+
+if TYPE_CHECKING:
+    from .services import Services
+    from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPES = {"pdf": "application/pdf", "zip": "application/zip",
+               "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+FinishedHook = Callable[[JobRecord], Awaitable[None]]
+
+
+class Webhook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+
+
+class JobRequest(BatchRequest):
+    """POST /v1/jobs: a batch's fields (parsed as /v1/render's are), and a webhook."""
+
+    webhook: Webhook | None = None
+
+    def spec(self, version: str) -> dict[str, Any]:
+        """What the job record keeps: every field but the items, the version resolved."""
+        return self.model_dump(exclude={"items"}, exclude_none=True) | {"version": version}
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def item_names(spec: dict[str, Any], total: int) -> list[str]:
+    """The file name stem of each item in the result (as a batch names them)."""
+    stem = safe_filename(spec.get("filename") or spec["template"], "x").rsplit(".", 1)[0]
+    return [f"{stem}-{i + 1:04d}" for i in range(total)]
+
+
+def result_extension(spec: dict[str, Any]) -> str:
+    return "pdf" if spec.get("merge") else "zip"
+
+
+class Jobs:
+    """The queue, the results, the finished hooks, and this process's job workers."""
+
+    def __init__(self, settings: ServiceSettings, queue: JobQueue, results: ResultStore) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.results = results
+        # Called once per job that finished (succeeded, failed or cancelled), with its
+        # record; the webhook sender appends itself here. A hook's error is logged.
+        self.on_finished: list[FinishedHook] = []
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._work = asyncio.Event()  # set when a job is submitted here: wake idle workers
+
+    @classmethod
+    def build(cls, settings: ServiceSettings) -> Jobs:
+        return cls(settings, open_queue(settings), open_results(settings))
+
+    # -- life cycle ------------------------------------------------------------
+    async def start(self, services: Services) -> None:
+        await self.queue.open()
+        self._tasks = [asyncio.ensure_future(self._worker(services))
+                       for _ in range(self.settings.job_slot_count())]
+        self._tasks.append(asyncio.ensure_future(self._housekeeping(services)))
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; let chunks in hand finish for `timeout`, then give the rest back."""
+        self._stopping.set()
+        self._work.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.queue.close()
+
+    def submitted(self) -> None:
+        self._work.set()
+
+    async def announce(self, record: JobRecord) -> None:
+        for hook in self.on_finished:
+            try:
+                await hook(record)
+            except Exception:
+                log.exception("a finished hook failed for job %s", record.id)
+
+    # -- workers -----------------------------------------------------------------
+    async def _worker(self, services: Services) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                async with services.admission.idle_slot():
+                    if self._stopping.is_set():
+                        return
+                    tasks = await self.queue.claim(self.consumer,
+                                                   self.settings.job_chunk_items)
+                    if tasks:
+                        await self._do(services, tasks)
+                failures = 0
+            except QueueUnavailable as exc:
+                failures += 1
+                log.warning("job worker: %s", exc.detail)
+                tasks = []
+            except Exception:
+                failures += 1
+                log.exception("job worker: unexpected error")
+                tasks = []
+            if not tasks:
+                await self._nap(min(self.settings.job_poll_interval * 2 ** failures, 10.0))
+
+    async def _nap(self, seconds: float) -> None:
+        self._work.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._work.wait()
+
+    async def _do(self, services: Services, tasks: list[Task]) -> None:
+        """One claimed chunk: its finalize tasks, then its items job by job. A chunk
+        cut short (shutdown) gives back what it had not answered."""
+        open_tasks = {t.token: t for t in tasks}
+        try:
+            for task in [t for t in tasks if t.index == FINALIZE]:
+                await self._finalize(task)
+                open_tasks.pop(task.token)
+            by_job: dict[str, list[Task]] = {}
+            for task in tasks:
+                if task.index != FINALIZE:
+                    by_job.setdefault(task.job, []).append(task)
+            for group in by_job.values():
+                await self._items(services, group)
+                for task in group:
+                    open_tasks.pop(task.token)
+        except BaseException:
+            if open_tasks:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.queue.release(list(open_tasks.values())))
+            raise
+
+    async def _items(self, services: Services, tasks: list[Task]) -> None:
+        record = await self.queue.get(tasks[0].job)
+        if record is None or record.status in FINAL:  # forgotten, or cancelled meanwhile
+            await self.queue.drop(tasks)
+            return
+        spec = record.spec
+        try:
+            _, template = await to_thread.run_sync(services.store.get, spec["template"],
+                                                   spec["version"])
+            options = JobRequest.model_validate(spec | {"items": [{}]}).options(self.settings)
+            converter = pipeline.converter_for(services, spec["format"])
+        except Problem as problem:
+            await self._answer(tasks, [problem] * len(tasks))
+            return
+        # A chunk has a synchronous request's time: its documents wait for the same workers.
+        deadline = Deadline.after(self.settings.request_timeout)
+        # The batch's path: merged conversion where it applies, each item's problem its own.
+        rendered = await pipeline.render_batch(services, template, [t.data or {} for t in tasks],
+                                               options, spec["format"], deadline)
+        answers: list[bytes | Problem] = []
+        async with contextlib.aclosing(
+                pipeline.convert_batch(services, converter, rendered, deadline)) as converted:
+            async for i, answer in converted:
+                if isinstance(answer, Problem):
+                    answer.extensions["item"] = tasks[i].index
+                answers.append(answer)
+        await self._answer(tasks, answers, spec["format"])
+
+    async def _answer(self, tasks: list[Task], answers: list[bytes | Problem],
+                      extension: str = "") -> None:
+        """Store each document, then write the outcomes; retry what deserves it."""
+        written: list[tuple[Task, Outcome]] = []
+        for task, answer in zip(tasks, answers, strict=True):
+            if isinstance(answer, bytes):
+                key = item_key(task.job, task.index, extension)
+                await to_thread.run_sync(self.results.put, key, answer,
+                                         MEDIA_TYPES[extension], f"{task.index}.{extension}")
+                written.append((task, Outcome(size=len(answer), extension=extension)))
+            elif retriable(answer):
+                await self.queue.retry(task, answer)
+            else:
+                written.append((task, Outcome.failed(answer, task.index)))
+        if written:
+            await self.queue.record(written)
+
+    # -- finishing -----------------------------------------------------------------
+    async def _finalize(self, task: Task) -> None:
+        record = await self.queue.get(task.job)
+        result = None
+        if record is not None and record.status not in FINAL:
+            outcomes = await self.queue.outcomes(task.job)
+            try:
+                result = await to_thread.run_sync(self._assemble, record, outcomes)
+            except StoreUnavailable as problem:
+                await self.queue.retry(task, problem)
+                return
+        finished = await self.queue.finish(task, result)
+        if finished is not None:
+            log.info("job %s %s: %d done, %d failed", finished.id, finished.status,
+                     finished.done, finished.failed)
+            await self.announce(finished)
+
+    def _assemble(self, record: JobRecord, outcomes: dict[int, Outcome]) -> dict[str, Any] | None:
+        """Write the job's result (a zip in item order, or one merged PDF) from the
+        stored items; its {url, size}, or None when there is nothing to put in it."""
+        spec = record.spec
+        extension = result_extension(spec)
+        names = item_names(spec, record.total)
+        fd, tmp = tempfile.mkstemp(dir=self.results.scratch(), prefix=".result-")
+        path = Path(tmp)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                documents = (self._read(record.id, i, outcomes.get(i)) for i in range(record.total))
+                if extension == "zip":
+                    _write_zip(fh, names, documents)
+                elif not _write_merged(fh, documents):
+                    return None
+            size = path.stat().st_size
+            key = result_key(record.id, extension)
+            filename = f"{names[0].rsplit('-', 1)[0]}.{extension}"
+            self.results.put_file(key, path, MEDIA_TYPES[extension], filename)
+        finally:
+            path.unlink(missing_ok=True)
+        expires = int(self.settings.job_retention)
+        return {"url": self.results.url(key, expires) or f"/v1/jobs/{record.id}/result",
+                "size": size}
+
+    def _read(self, job_id: str, index: int,
+              outcome: Outcome | None) -> tuple[str, bytes] | dict[str, Any]:
+        """An item's (extension, document), or its problem body."""
+        if outcome is None:
+            return {"title": "Item missing", "detail": "The item has no outcome.", "item": index}
+        if outcome.problem is not None:
+            return outcome.problem
+        data = self.results.get(item_key(job_id, index, outcome.extension))
+        if data is None:
+            raise StoreUnavailable(f"Item {index} of job {job_id} is missing from the results.")
+        return outcome.extension, data
+
+    # -- housekeeping ----------------------------------------------------------------
+    async def _housekeeping(self, services: Services) -> None:
+        """Refresh the backlog gauges often; delete expired jobs now and then."""
+        gauge_every = 2.0
+        sweep_every = min(max(self.settings.job_retention / 4, 1.0), 60.0)
+        last_sweep = 0.0
+        while not self._stopping.is_set():
+            try:
+                backlog = await self.queue.backlog()
+                services.metrics.jobs_backlog.set(backlog.items)
+                services.metrics.jobs_oldest.set(backlog.oldest_seconds)
+                if time.monotonic() - last_sweep >= sweep_every:
+                    last_sweep = time.monotonic()
+                    await self.sweep()
+            except Problem as problem:
+                log.warning("job housekeeping: %s", problem.detail)
+            await self._nap_until_stop(min(gauge_every, sweep_every))
+
+    async def _nap_until_stop(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Delete jobs (record, outcomes, documents) whose retention is over."""
+        cutoff = (time.time() if now is None else now) - self.settings.job_retention
+        expired = await self.queue.expired(cutoff)
+        for job_id in expired:
+            await to_thread.run_sync(self.results.delete_job, job_id)
+            await self.queue.forget(job_id)
+        return len(expired)
+
+
+def _write_zip(fh: Any, names: list[str], documents: Any) -> None:
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as archive:
+        for name, document in zip(names, documents, strict=True):
+            if isinstance(document, dict):  # the item failed: its problem takes its place
+                archive.writestr(f"{name}.error.json", json.dumps(document))
+            else:
+                archive.writestr(f"{name}.{document[0]}", document[1])
+
+
+def _write_merged(fh: Any, documents: Any) -> bool:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    merged = 0
+    for document in documents:
+        if not isinstance(document, dict):
+            writer.append(io.BytesIO(document[1]))
+            merged += 1
+    if merged:
+        writer.write(fh)
+    return merged > 0
