@@ -15,7 +15,7 @@ import json
 import zipfile
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, aclosing
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from anyio import to_thread
 from pydantic import Field
@@ -33,6 +33,7 @@ from .ratelimit import charge
 from .services import Services
 
 ZIP_MEDIA_TYPE = "application/zip"
+B = TypeVar("B", bound="BatchRequest")
 PDF_MEDIA_TYPE = "application/pdf"
 
 
@@ -67,11 +68,15 @@ class _Sink(io.RawIOBase):
 async def _batch_request(request: Request, services: Services) -> BatchRequest:
     settings = services.settings
     raw = await read_body(request, settings.max_body_bytes, "batch request")
-    body = validated(BatchRequest, parse_json(raw, "request body"))
-    if len(body.items) > settings.max_batch_items:
-        raise InvalidRequest(f"A batch holds at most {settings.max_batch_items} items; "
-                             f"this one has {len(body.items)}.",
-                             max_items=settings.max_batch_items)
+    return checked(validated(BatchRequest, parse_json(raw, "request body")),
+                   settings.max_batch_items, "A batch")
+
+
+def checked(body: B, max_items: int, what: str) -> B:
+    """A batch's (or a job's) request, refused with 422 when its fields cannot go together."""
+    if len(body.items) > max_items:
+        raise InvalidRequest(f"{what} holds at most {max_items} items; "
+                             f"this one has {len(body.items)}.", max_items=max_items)
     if body.merge and body.format != "pdf":
         raise InvalidRequest("merge=true needs format pdf: DOCX files cannot be merged.")
     if body.merge and body.pdf is not None and (body.pdf.standard or body.pdf.ua):

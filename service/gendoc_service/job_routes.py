@@ -9,6 +9,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from . import pipeline
+from .batch import checked
 from .errors import (
     PROBLEM_CONTENT_TYPE,
     InvalidRequest,
@@ -29,12 +30,11 @@ async def _job_request(request: Request, services: Services) -> JobRequest:
         raise UnsupportedMediaType("Send the job as application/json.",
                                    accepted=["application/json"])
     raw = await read_body(request, settings.max_job_bytes, "job request")
-    body = validated(JobRequest, parse_json(raw, "request body"))
-    if len(body.items) > settings.max_job_items:
-        raise InvalidRequest(f"A job holds at most {settings.max_job_items} items; "
-                             f"this one has {len(body.items)}.", max_items=settings.max_job_items)
-    if body.merge and body.format != "pdf":
-        raise InvalidRequest("merge=true needs format pdf: DOCX files cannot be merged.")
+    body = checked(validated(JobRequest, parse_json(raw, "request body")),
+                   settings.max_job_items, "A job")
+    if body.merge and body.pdf is not None and body.pdf.password is not None:
+        # A job's merged result joins the items' PDFs, which encryption would lock.
+        raise InvalidRequest("merge=true cannot encrypt the merged PDF: ask for the zip.")
     return body
 
 

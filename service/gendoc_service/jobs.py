@@ -194,7 +194,7 @@ class Jobs:
         try:
             _, template = await to_thread.run_sync(services.store.get, spec["template"],
                                                    spec["version"])
-            options = JobRequest.model_validate(spec | {"items": [{}]}).options(self.settings)
+            asked = JobRequest.model_validate(spec | {"items": [{}]})
             converter = pipeline.converter_for(services, spec["format"])
         except Problem as problem:
             await self._answer(tasks, [problem] * len(tasks))
@@ -203,7 +203,8 @@ class Jobs:
         deadline = Deadline.after(self.settings.request_timeout)
         # The batch's path: merged conversion where it applies, each item's problem its own.
         rendered = await pipeline.render_batch(services, template, [t.data or {} for t in tasks],
-                                               options, spec["format"], deadline)
+                                               asked.options(self.settings), spec["format"],
+                                               deadline, pdf=asked.pdf)
         answers: list[bytes | Problem] = []
         async with contextlib.aclosing(
                 pipeline.convert_batch(services, converter, rendered, deadline)) as converted:

@@ -78,6 +78,8 @@ def test_job_requests_are_checked_before_they_are_queued(client: httpx.Client) -
         ({"template": name, "items": [{}], "format": "pdf"}, 501, "format-not-implemented"),
         ({"template": name, "items": [{}], "format": "docx", "locale": "xx_YY_ZZ"}, 422,
          "invalid-request"),
+        ({"template": name, "items": [{}], "format": "docx", "pdf": {"ua": True}}, 422,
+         "invalid-request"),
     ]
     for body, code, slug in cases:
         r = client.post("/v1/jobs", json=body)
