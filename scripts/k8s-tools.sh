@@ -11,13 +11,20 @@
 # resumes with the missing ones. Progress goes to stderr; the LAST line on
 # stdout is the bin dir:   BIN=$(scripts/k8s-tools.sh | tail -1)
 #
-# Versions can be overridden: K8S_VERSION, ETCD_VERSION, HELM_VERSION.
+# `k8s-tools.sh node` also builds what the cluster tier (tests/cluster) runs on
+# top: kubelet, kube-scheduler, kube-proxy (same Kubernetes version) and
+# containerd 2.x with its runc shim and ctr (static, CGO_ENABLED=0). runc and
+# the CNI plugins come from Debian (scripts/k8s-node-deps.sh).
+#
+# Versions can be overridden: K8S_VERSION, ETCD_VERSION, HELM_VERSION,
+# CONTAINERD_VERSION.
 # Timings, flags and gotchas: docs/k8s-test-tier.md.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
 
 CACHE_ROOT="${GENDOC_CACHE:-$HOME/.cache/gendoc}"
 BIN="$CACHE_ROOT/k8s/$K8S_VERSION/bin"
@@ -29,8 +36,17 @@ declare -A WANT=(
   [kubectl]="$K8S_VERSION"
   [etcd]="$ETCD_VERSION"
   [helm]="$HELM_VERSION"
+  [kubelet]="$K8S_VERSION"
+  [kube-scheduler]="$K8S_VERSION"
+  [kube-proxy]="$K8S_VERSION"
+  [containerd]="$CONTAINERD_VERSION"
+  [containerd-shim-runc-v2]="$CONTAINERD_VERSION"
+  [ctr]="$CONTAINERD_VERSION"
 )
 ORDER=(kube-apiserver kube-controller-manager kubectl etcd helm)
+if [ "${1:-}" = node ]; then
+  ORDER+=(kube-scheduler kubelet kube-proxy containerd containerd-shim-runc-v2 ctr)
+fi
 
 log() { printf 'k8s-tools: %s\n' "$*" >&2; }
 
@@ -77,7 +93,10 @@ STAGING_VERSION="v0.${K8S_VERSION#v1.}" # v1.36.3 -> v0.36.3
 install_bin() { # NAME TMPFILE: stamp + atomic rename into the cache
   local name=$1 tmp=$2
   local check=(--version)
-  case $name in kubectl) check=(version --client) ;; helm) check=(version) ;; esac
+  case $name in
+    kubectl) check=(version --client) ;; helm) check=(version) ;;
+    containerd-shim-runc-v2) check=(-v) ;;
+  esac
   "$tmp" "${check[@]}" >/dev/null 2>&1 || { log "$name was built but does not run"; return 1; }
   printf '%s' "${WANT[$name]}" >"$BIN/.stamp-$name.tmp.$$"
   rm -f "$BIN/.stamp-$name"
@@ -154,16 +173,27 @@ build_etcd() {
 }
 
 # ---- helm v3 --------------------------------------------------------------------
-build_helm() {
-  local t0=$SECONDS gobin="$WORK/helm-bin"
-  log "building helm $HELM_VERSION"
+go_install() { # NAME PACKAGE@VERSION LDFLAGS: `go install` into the cache as NAME
+  local name=$1 t0=$SECONDS gobin="$WORK/gobin"
+  log "building $name from $2"
   mkdir -p "$gobin"
-  (cd "$WORK" && GOBIN="$gobin" go install "${BUILD_FLAGS[@]}" \
-    -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
-  mv -f "$gobin/helm" "$BIN/.helm.tmp.$$"
-  install_bin helm "$BIN/.helm.tmp.$$"
-  log "built helm in $((SECONDS - t0))s"
+  (cd "$WORK" && GOBIN="$gobin" go install "${BUILD_FLAGS[@]}" -ldflags="-s -w $3" "$2")
+  mv -f "$gobin/$name" "$BIN/.$name.tmp.$$"
+  install_bin "$name" "$BIN/.$name.tmp.$$"
+  log "built $name in $((SECONDS - t0))s"
+}
+
+build_helm() {
+  go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+}
+
+# ---- containerd 2.x ------------------------------------------------------------
+# Debian's containerd (1.6) lacks CRI calls kubelet 1.36 makes; 2.x builds
+# static with `go install` (its go.mod has no replace directives).
+build_containerd() { # NAME (cmd/NAME in github.com/containerd/containerd/v2)
+  go_install "$1" "github.com/containerd/containerd/v2/cmd/$1@$CONTAINERD_VERSION" \
+    "-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
 }
 
 # Builds run one after another: each is heavy on 2 cores.
@@ -172,6 +202,7 @@ for n in "${ORDER[@]}"; do
   case $n in
     etcd) build_etcd ;;
     helm) build_helm ;;
+    containerd | containerd-shim-runc-v2 | ctr) build_containerd "$n" ;;
     *) build_k8s "$n" ;;
   esac
 done
