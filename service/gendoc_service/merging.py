@@ -143,9 +143,27 @@ def blockers(parts: dict[str, bytes]) -> list[str]:
         found.append("an altChunk")
     if document.find(f".//{W}endnoteReference") is not None:
         found.append("endnotes (they gather at the end of the whole document)")
-    if _footnote_references(document) and len(_section_properties(document)) > 1:
-        found.append("footnotes in a template of several sections")
+    if _footnote_references(document):
+        found += _footnote_blockers(document, parts.get("word/settings.xml"))
     return list(dict.fromkeys(found))
+
+
+def _footnote_blockers(document: etree._Element, settings: bytes | None) -> list[str]:
+    """Footnote marks are written as 1, 2, ... per item (`_label_footnotes`): that
+    holds for one section numbered in decimals from 1 through the document."""
+    found = []
+    if len(_section_properties(document)) > 1:
+        found.append("footnotes in a template of several sections")
+    sources = [document] + ([_xml(settings)] if settings else [])
+    for source in sources:
+        for numbering in source.iter(f"{W}footnotePr"):
+            for child in numbering:
+                name, value = etree.QName(child).localname, child.get(f"{W}val")
+                plain = {("numFmt", "decimal"), ("numStart", "1"), ("numRestart", "continuous"),
+                         ("pos", "pageBottom")}
+                if name != "footnote" and (name, value) not in plain:
+                    found.append(f"footnotes numbered with {name}={value}")
+    return found
 
 
 def _instructions(xml: str) -> Iterator[str]:

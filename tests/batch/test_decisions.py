@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
+from conftest import CORPUS
 from docx import Document
 from docx_helpers import make_docx
 from gendoc_service import merging
 from gendoc_service.pipeline import batch_mode, chunk_size
+from gendoc_service.rendering import Renderer
 from gendoc_service.splitting import SplitFailed, boundaries
 
 
@@ -88,3 +91,15 @@ def test_merge_gives_each_item_its_section_headers_and_bookmark() -> None:
     assert sorted(merged[n].decode().count("head ") for n in headers) == [1, 1, 1]
     assert document.count("<w:sectPr") == 3 and document.count('w:start="1"') == 3
     assert zipfile.ZipFile(io.BytesIO(merging.write_package(merged))).testzip() is None
+
+
+def test_footnotes_merge_only_when_numbered_plainly() -> None:
+    case = json.loads((CORPUS / "cases" / "footnotes.json").read_text())
+    parts = merging.read_package(Renderer(8 << 20).render(
+        (CORPUS / case["template"]).read_bytes(), case["context"]))
+    assert merging.blockers(parts) == []
+    settings = parts["word/settings.xml"].decode()
+    roman = '<w:footnotePr><w:numFmt w:val="lowerRoman"/></w:footnotePr>'
+    parts["word/settings.xml"] = settings.replace("</w:settings>",
+                                                  roman + "</w:settings>").encode()
+    assert merging.blockers(parts) == ["footnotes numbered with numFmt=lowerRoman"]
