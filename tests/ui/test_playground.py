@@ -289,7 +289,8 @@ def test_content_security_policy(stack: Stack) -> None:
     page = httpx.get(stack.url + "/ui/").text
     # No inline script and nothing from another origin.
     assert "<script>" not in page and "http" not in page.replace('href="#/"', "")
-    assert httpx.get(stack.url + "/ui", follow_redirects=False).headers["location"] == "/ui/"
+    assert httpx.get(stack.url + "/ui", follow_redirects=False).headers["location"] == "ui/"
+    assert httpx.get(stack.url + "/ui", follow_redirects=True).url.path == "/ui/"
     assert httpx.get(stack.url + "/ui/axe.min.js").status_code == 404
 
 

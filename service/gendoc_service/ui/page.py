@@ -63,7 +63,8 @@ async def asset(request: Request) -> Response:
 
 
 async def to_index(request: Request) -> Response:
-    return RedirectResponse("/ui/", status_code=308)
+    # Relative, so that it also holds under an ingress's path prefix.
+    return RedirectResponse("ui/", status_code=308)
 
 
 routes = [

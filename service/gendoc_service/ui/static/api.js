@@ -2,6 +2,9 @@
 // session only) and travels in the X-API-Key header: never a cookie, never a URL.
 
 const KEY = "gendoc-api-key";
+// The service's root, relative to this file (/ui/api.js): the page keeps working when
+// an ingress serves the service under a path prefix.
+const ROOT = new URL("../", import.meta.url);
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -30,7 +33,7 @@ function headers(extra) {
 export async function call(method, path, { body, type, signal } = {}) {
   const init = { method, headers: headers(type ? { "Content-Type": type } : {}), signal };
   if (body !== undefined) init.body = body;
-  const response = await fetch(path, init);
+  const response = await fetch(new URL(path.replace(/^\//, ""), ROOT), init);
   if (!response.ok) {
     let problem = null;
     try {
