@@ -226,6 +226,10 @@ def service_container(spec: Mapping[str, Any], image: str) -> JSON:
     ]
     if svc.get("renderWorkers") is not None:
         env.append({"name": "GENDOC_RENDER_WORKERS", "value": str(svc["renderWorkers"])})
+    if svc.get("locale"):
+        env.append({"name": "GENDOC_DEFAULT_LOCALE", "value": svc["locale"]})
+    if svc.get("timezone"):
+        env.append({"name": "GENDOC_DEFAULT_TIMEZONE", "value": svc["timezone"]})
     mounts = [
         {"name": "service-tmp", "mountPath": "/tmp"},
         {"name": templates_volume["name"], "mountPath": STORE_DIR, "readOnly": read_only},

@@ -3,7 +3,8 @@ operator/validation.py keeps them apart from building the children.
 
 The CRD's OpenAPI schema and CEL rules refuse what one field can tell on its own;
 what needs two fields (a request above its limit), the operator's settings (a
-default image) or other objects (a ConfigMap the pods would mount) is named here.
+default image), data the schema cannot hold (Babel's locales, the IANA time
+zones) or other objects (a ConfigMap the pods would mount) is named here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from gendoc_service.formatting import canonical_locale, check_timezone
 from kubernetes.utils.quantity import parse_quantity
 
 from .children import Images, images_for
@@ -35,6 +37,15 @@ def problems(spec: Mapping[str, Any], *, defaults: Images) -> list[str]:
         found.append("images.service is empty and the operator has no default service image")
     if not images.converter and not spec["converter"].get("gotenberg"):
         found.append("images.converter is empty and the operator has no default converter image")
+    # The service's own checks (Babel's locales, the IANA zones it has): a value they
+    # refuse would stop every pod at start-up, so it is refused here instead.
+    for field, check in (("locale", canonical_locale), ("timezone", check_timezone)):
+        value = spec["service"].get(field)
+        if value:
+            try:
+                check(value)
+            except ValueError as exc:
+                found.append(f"service.{field}: {exc}")
     for container, rr in (spec.get("resources") or {}).items():
         requests, limits = rr.get("requests") or {}, rr.get("limits") or {}
         for resource, limit in limits.items():

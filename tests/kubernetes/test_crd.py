@@ -45,6 +45,10 @@ S3 = {"endpoint": "http://10.20.0.7:7070", "bucket": "templates",
       "credentialsSecret": "s3-credentials"}
 
 INVALID = [
+    pytest.param({"service": {"locale": "de DE", "timezone": "Europe/../Berlin"}},
+                 ["service.locale: de DE is not a locale identifier",
+                  "service.timezone: Europe/../Berlin is not an IANA time zone name"],
+                 id="locale-timezone"),
     pytest.param({"templates": {"configMaps": [{"name": "a"}], "objectStore": S3}},
                  ["objectStore replaces configMaps and persistentVolumeClaim"],
                  id="object-store-and-configmaps"),

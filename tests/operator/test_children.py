@@ -210,3 +210,13 @@ def test_egress_goes_to_the_object_store_only(url: str, egress: list[dict[str, A
                                                                             "endpoint": url}}}))
     assert policy["spec"]["egress"] == egress
     assert "egress" not in children.network_policy_for(dg())["spec"]
+
+
+def test_locale_and_timezone_defaults_reach_the_service() -> None:
+    service = containers(children.deployment_for(
+        dg({"service": {"locale": "de_DE", "timezone": "Europe/Berlin"}}),
+        defaults=DEFAULTS))["gendoc-service"]
+    assert env(service)["GENDOC_DEFAULT_LOCALE"] == "de_DE"
+    assert env(service)["GENDOC_DEFAULT_TIMEZONE"] == "Europe/Berlin"
+    plain = containers(children.deployment_for(dg(), defaults=DEFAULTS))["gendoc-service"]
+    assert "GENDOC_DEFAULT_LOCALE" not in env(plain)  # the service's own default

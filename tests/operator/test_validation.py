@@ -38,3 +38,12 @@ def test_references_are_the_mounted_configmaps_not_the_secret() -> None:
     assert references(full) == [
         Reference("ConfigMap", "a", "templates.configMaps[0].name"),
         Reference("ConfigMap", "b", "templates.configMaps[1].name")]
+
+
+def test_locale_and_timezone_the_service_would_refuse() -> None:
+    assert problems(spec(service={"locale": "de-DE", "timezone": "Europe/Berlin"}),
+                    defaults=DEFAULTS) == []
+    found = problems(spec(service={"locale": "xx_YY", "timezone": "Mars/Olympus"}),
+                     defaults=DEFAULTS)
+    assert [f.split(":")[0] for f in found] == ["service.locale", "service.timezone"]
+    assert "unknown locale 'xx_YY'" in found[0] and "unknown time zone" in found[1]
