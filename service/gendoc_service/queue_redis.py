@@ -143,6 +143,7 @@ class RedisQueue:
         self._cancel = self._r.register_script(_CANCEL)
         self._running = self._r.register_script(_RUNNING)
         self._group_ready = False
+        self._cursor = "0-0"  # where the next XAUTOCLAIM scan starts
 
     @asynccontextmanager
     async def _calls(self) -> AsyncIterator[None]:
@@ -234,8 +235,11 @@ class RedisQueue:
         """Tasks idle for the visibility timeout (holder died, or a retry's wait is over):
         queued again with attempt + 1, or dead-lettered."""
         idle_ms = int(self.visibility * 1000)
+        # XAUTOCLAIM scans at most 10 x count pending entries a call: go on where the
+        # last call stopped, so idle entries behind many busy ones are reached too.
         claimed: Any = await self._r.xautoclaim(STREAM, GROUP, consumer, idle_ms,
-                                                start_id="0-0", count=count)
+                                                start_id=self._cursor, count=count)
+        self._cursor = claimed[0]
         for entry_id, fields in claimed[1]:
             if not fields:
                 continue
