@@ -360,7 +360,7 @@ class _Writer:
         return int(emu // _EMU_PER_TWIP) if emu > 0 else _TABLE_WIDTH
 
     def table(self, element: etree._Element) -> etree._Element:
-        rows = [row for row in element.iter("tr")]
+        rows = _rows(element)
         columns = max((len(_cells(row)) for row in rows), default=1) or 1
         table = _element("w:tbl")
         props = _sub(table, "w:tblPr")
@@ -404,6 +404,14 @@ def _numbering_part(document_part: Any) -> NumberingPart:
                              parse_xml(f"<w:numbering {nsdecls('w')}/>"), document_part.package)
         document_part.relate_to(part, RELATIONSHIP_TYPE.NUMBERING)
         return part
+
+
+def _rows(table: etree._Element) -> list[etree._Element]:
+    """The table's own rows (not those of a table inside one of its cells)."""
+    return [row for child in table
+            for row in ([child] if child.tag == "tr" else
+                        [r for r in child if r.tag == "tr"]
+                        if child.tag in ("thead", "tbody", "tfoot") else [])]
 
 
 def _cells(row: etree._Element) -> list[etree._Element]:

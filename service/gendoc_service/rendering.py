@@ -260,6 +260,12 @@ def _include(reference: Any) -> Subdoc:
     if state is None:
         raise TemplateIncludeProblem("include() is only available while rendering.", chain=[])
     chain = [*state.chain, str(reference)]
+    part = state.tpl.current_rendering_part
+    if part is not None and part is not state.tpl.docx.part:
+        # A sub-document's pictures, links and styles attach to the document's own part.
+        raise TemplateIncludeProblem(
+            "include() works in the document body only, not in a header, footer or "
+            f"footnote ({getattr(part, 'partname', part)}).", chain=chain)
     docx = state.options.includes.get(reference) if isinstance(reference, str) else None
     if docx is None:
         raise TemplateIncludeProblem(

@@ -142,6 +142,13 @@ def test_an_include_the_walk_did_not_read_is_refused(renderer: Renderer) -> None
     assert caught.value.extensions["chain"] == ["other"]
 
 
+def test_include_in_a_header_is_refused(renderer: Renderer) -> None:
+    with pytest.raises(TemplateIncludeProblem, match="body only") as caught:
+        renderer.render(make_docx("body", header="{{p include('sub') }}"), {},
+                        RenderOptions(includes={"sub": make_docx("s")}))
+    assert "header" in caught.value.detail
+
+
 def test_the_analysis_finds_literal_and_computed_names(renderer: Renderer) -> None:
     found = renderer.analyse(make_docx("{{p include('a') }}", "{% if x %}{{p include('b@1') }}"
                                        "{% endif %}", "{{p include(name) }}", "{{ a }}"))

@@ -209,3 +209,16 @@ def test_empty_and_plain_text_values(renderer: Renderer) -> None:
     assert [_text(b) for b in _body(out)] == ["A", "just text <b> no tags", "B"]
     out = renderer.render(make_docx("A", "{{p x }}", "B"), {"x": {"$markdown": ""}})
     assert [_text(b) for b in _body(out)] == ["A", "", "B"]
+
+
+def test_nested_tables_and_lists_are_walked_once(renderer: Renderer) -> None:
+    # Each table reads its own rows only: reading the nested ones too made 40 levels
+    # take 2^40 steps.
+    html = "<table><tr><td>" * 40 + "deep" + "</td></tr></table>" * 40
+    out = renderer.render(make_docx("{{p x }}"), {"x": {"$html": html}})
+    [table] = _body(out)
+    assert _text(table) == "deep" and len(table.findall(f".//{W}tbl")) == 0  # flattened
+    html = "<ul><li>" * 12 + "twelve" + "</li></ul>" * 12
+    out = renderer.render(make_docx("{{p x }}"), {"x": {"$html": html}})
+    [item] = _body(out)
+    assert _text(item) == "twelve" and _list_format(out, item)[0] == 8  # Word's deepest level
