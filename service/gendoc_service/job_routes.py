@@ -42,6 +42,8 @@ async def submit_job(request: Request) -> Response:
     services = Services.of(request)
     body = await _job_request(request, services)
     pipeline.converter_for(services, body.format)  # 501 now, not for every item later
+    if body.webhook is not None:  # 422 now, not a webhook refused when the job is done
+        services.webhooks.config.check(body.webhook.url)
     version, _ = await to_thread.run_sync(services.store.get, body.template, body.version)
     record = JobRecord(id=new_job_id(), spec=body.spec(version), total=len(body.items))
     await services.jobs.queue.create(record, body.items)

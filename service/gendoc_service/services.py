@@ -22,10 +22,12 @@ from .backends import RenderBackend, ThreadBackend
 from .converter_client import ConverterClient
 from .idempotency import IdempotencyStore, open_idempotency
 from .metrics import ServiceMetrics
+from .outbox import open_outbox
 from .ratelimit import RateLimiter
 from .rendering import Renderer
 from .settings import MiB, ServiceSettings
 from .store import TemplateStore, open_store
+from .webhooks import SenderConfig, WebhookSender
 from .workers import ProcessBackend, WorkerLimits
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class Services:
     package_limits: docxpkg.PackageLimits
     idempotency: IdempotencyStore  # answers kept for Idempotency-Key retries
     jobs: Jobs  # async jobs: their queue, results, and this process's job workers
+    webhooks: WebhookSender  # jobs' signed webhooks, kept in an outbox until delivered
 
     @classmethod
     def of(cls, request: Request) -> Services:
@@ -71,6 +74,11 @@ class Services:
 
         half = settings.cache_bytes // 2
         inspector = Renderer(half)
+        jobs = Jobs.build(settings)
+        webhooks = WebhookSender(SenderConfig.of(settings),
+                                 open_outbox(settings.queue_url, settings.jobs_path()),
+                                 jobs.queue.add_delivery)  # every attempt on the job
+        jobs.on_finished.append(webhooks.job_finished)
         return cls(
             settings=settings,
             metrics=metrics,
@@ -84,7 +92,8 @@ class Services:
                      if settings.rate_limit_per_minute > 0 else None),
             package_limits=docxpkg.PackageLimits.of(settings),
             idempotency=open_idempotency(settings.queue_url, settings.jobs_path()),
-            jobs=Jobs.build(settings),
+            jobs=jobs,
+            webhooks=webhooks,
         )
 
     @asynccontextmanager
@@ -92,9 +101,11 @@ class Services:
         self.store.open()
         await self.backend.start()
         await self.jobs.start(self)
+        self.webhooks.start()
         try:
             yield self
         finally:
+            await self.webhooks.close()  # before the queue it records attempts in
             await self.jobs.stop()
             await self.backend.close()
             if self.converter is not None:

@@ -41,6 +41,7 @@ from .errors import InvalidRequest
 from .outbox import Outbox, Pending
 
 if TYPE_CHECKING:
+    from .queue import JobRecord
     from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -402,6 +403,13 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    async def job_finished(self, record: JobRecord) -> None:
+        """The jobs' finished hook: `job.succeeded`, `job.failed` or `job.cancelled`,
+        with the job as GET /v1/jobs/{id} shows it, to the job's webhook if it has one."""
+        webhook = record.spec.get("webhook")
+        if webhook:
+            await self.send(record.id, webhook["url"], f"job.{record.status}", record.public())
+
     async def send(self, job_id: str, url: str, event_type: str, data: dict[str, Any]) -> str:
         """Keep one event for `url`; its webhook-id, the same on every attempt."""
         msg_id = f"msg_{uuid.uuid4().hex}"
@@ -419,6 +427,10 @@ class WebhookSender:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    async def close(self) -> None:
+        await self.stop()
+        await to_thread.run_sync(self.outbox.close)
 
     async def _run(self) -> None:
         while True:
