@@ -153,6 +153,10 @@ class IdempotencyKeyReused(Problem):
     status, slug, title = 422, "idempotency-key-reused", "Idempotency-Key used for another request"
 
 
+class IdempotencyUnavailable(Problem):
+    status, slug, title = 503, "idempotency-unavailable", "Idempotency keys cannot be checked"
+
+
 class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 

@@ -27,12 +27,13 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from anyio import to_thread
 from starlette.datastructures import Headers, UploadFile
@@ -42,12 +43,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    IdempotencyUnavailable,
     InvalidIdempotencyKey,
     Problem,
     retry_after,
 )
 from .middleware import presented_key
-from .sharedstate import SqliteFile, redis_client, uses_redis
+from .sharedstate import STORE_ERRORS, SqliteFile, redis_client, uses_redis
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENT_ROUTES = frozenset({"/v1/render", "/v1/render/batch", "/v1/jobs"})
 REPLAYED_HEADER = "idempotent-replayed"
@@ -296,7 +300,14 @@ class IdempotencyMiddleware:
         fp = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""),
                          content_type, await form_digest(content_type, body) or body)
         store: IdempotencyStore = self.store_of(scope)
-        held = await to_thread.run_sync(store.claim, key, fp, self.policy.lease)
+        try:
+            held = await to_thread.run_sync(store.claim, key, fp, self.policy.lease)
+        except STORE_ERRORS as exc:
+            # Running it unclaimed could do it twice: the caller retries instead.
+            await IdempotencyUnavailable(
+                f"Idempotency keys cannot be checked now ({type(exc).__name__}); retry.",
+                headers=retry_after(2)).response()(scope, receive, send)
+            return
         if held is not None:
             problem = conflict(held, fp)
             if problem is not None:
@@ -341,15 +352,24 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, _replaying(body), capture)
         except BaseException:
-            await to_thread.run_sync(store.release, key)
+            await _settle(store.release, key)
             raise
         if not keep(status):
-            await to_thread.run_sync(store.release, key)
+            await _settle(store.release, key)
             return
         response = StoredResponse(status, headers, b"".join(chunks)) \
             if size <= self.policy.max_bytes else None
-        await to_thread.run_sync(store.complete, key, Record(fp, True, response),
-                                 self.policy.retention)
+        await _settle(store.complete, key, Record(fp, True, response), self.policy.retention)
+
+
+async def _settle(call: Callable[..., None], *args: Any) -> None:
+    """Release or complete a claim after the answer went out. If the store fails now
+    the answer is not kept, and the claim ends with its lease (retries meanwhile: 409)."""
+    try:
+        await to_thread.run_sync(call, *args)
+    except STORE_ERRORS:
+        log.warning("idempotency: could not settle a key; it ends with its lease",
+                    exc_info=True)
 
 
 @dataclass(frozen=True)

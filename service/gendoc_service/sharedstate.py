@@ -14,6 +14,8 @@ from typing import Any
 import redis
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# What a store that is down (or a disk that fails) raises.
+STORE_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, sqlite3.Error, OSError)
 
 
 def uses_redis(queue_url: str) -> bool:
