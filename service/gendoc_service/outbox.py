@@ -29,7 +29,8 @@ class Pending:
 
 
 class Outbox(Protocol):
-    def add(self, pending: Pending, due: float) -> None: ...
+    def add(self, pending: Pending, due: float) -> bool:
+        """Keep `pending` unless its id is kept already; whether it was added."""
 
     def claim(self, now: float, lease: float, limit: int) -> list[Pending]:
         """Up to `limit` deliveries due at `now`, each hidden from others for `lease` s."""
@@ -53,9 +54,12 @@ class SqliteOutbox:
             "CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (due)",
         ])
 
-    def add(self, pending: Pending, due: float) -> None:
-        self._db.run("INSERT OR IGNORE INTO webhooks VALUES (?, ?, ?, ?, ?, ?)", pending.id,
-                     pending.job, pending.url, pending.body, pending.attempts, due)
+    def add(self, pending: Pending, due: float) -> bool:
+        with self._db.transaction() as db:
+            added = db.execute("INSERT OR IGNORE INTO webhooks VALUES (?, ?, ?, ?, ?, ?)",
+                               (pending.id, pending.job, pending.url, pending.body,
+                                pending.attempts, due)).rowcount
+        return added == 1
 
     def claim(self, now: float, lease: float, limit: int) -> list[Pending]:
         with self._db.transaction() as db:
@@ -87,6 +91,15 @@ return ids
 """
 
 
+# Keeps a delivery unless its id is kept already (one event per id, even if added twice).
+_ADD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'job', ARGV[3], 'url', ARGV[4], 'body', ARGV[5], 'attempts', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+
 class RedisOutbox:
     """A sorted set of ids by due time, and a hash per delivery."""
 
@@ -96,14 +109,13 @@ class RedisOutbox:
     def __init__(self, url: str) -> None:
         self._redis = redis_client(url)
         self._claim = self._redis.register_script(_CLAIM)
+        self._add = self._redis.register_script(_ADD)
 
-    def add(self, pending: Pending, due: float) -> None:
-        pipe = self._redis.pipeline()
-        pipe.hset(self.PREFIX + pending.id, mapping={
-            "job": pending.job, "url": pending.url, "body": pending.body,
-            "attempts": pending.attempts})
-        pipe.zadd(self.DUE, {pending.id: due}, nx=True)
-        pipe.execute()
+    def add(self, pending: Pending, due: float) -> bool:
+        added = self._add(keys=[self.PREFIX + pending.id, self.DUE],
+                          args=[pending.id, due, pending.job, pending.url, pending.body,
+                                pending.attempts])
+        return bool(added)
 
     def claim(self, now: float, lease: float, limit: int) -> list[Pending]:
         ids = self._claim(keys=[self.DUE], args=[now, now + lease, limit])

@@ -101,7 +101,7 @@ class Services:
         self.store.open()
         await self.backend.start()
         await self.jobs.start(self)
-        self.webhooks.start()
+        self.webhooks.start(self.jobs.queue)
         try:
             yield self
         finally:

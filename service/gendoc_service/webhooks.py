@@ -41,7 +41,7 @@ from .errors import InvalidRequest
 from .outbox import Outbox, Pending
 
 if TYPE_CHECKING:
-    from .queue import JobRecord
+    from .queue import JobQueue, JobRecord
     from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -389,6 +389,9 @@ class WebhookSender:
     the outbox first, so a restart (or another replica) picks its retries up."""
 
     BATCH = 16  # deliveries claimed, and attempted concurrently, per round
+    # How often finished jobs are checked for an event that never reached the outbox
+    # (each check reads every job within its retention: rare, but at every start).
+    RECOVER_EVERY = 900.0
 
     def __init__(self, config: SenderConfig, outbox: Outbox, record: RecordAttempt, *,
                  resolver: Resolver = system_resolver,
@@ -406,20 +409,43 @@ class WebhookSender:
     async def job_finished(self, record: JobRecord) -> None:
         """The jobs' finished hook: `job.succeeded`, `job.failed` or `job.cancelled`,
         with the job as GET /v1/jobs/{id} shows it, to the job's webhook if it has one."""
+        await self._announce(record)
+
+    async def _announce(self, record: JobRecord) -> bool:
+        # One event per job: its webhook-id is msg_<job id>, so a job announced twice
+        # (see `recover`) keeps one event.
         webhook = record.spec.get("webhook")
-        if webhook:
-            await self.send(record.id, webhook["url"], f"job.{record.status}", record.public())
+        if not webhook:
+            return False
+        return await self._keep(Pending(f"msg_{record.id}", record.id, webhook["url"],
+                                        event_body(f"job.{record.status}", record.public())))
+
+    async def recover(self, queue: JobQueue) -> int:
+        """Announce again the finished jobs whose event never reached the outbox (their
+        process died between the job's last write and the event's, or the outbox was
+        down then): a job with a webhook and no delivery yet. An event still waiting
+        for its first attempt is kept once (same id). How many were added."""
+        added = 0
+        for job_id in await queue.expired(time.time()):
+            record = await queue.get(job_id)
+            if record is not None and not record.deliveries:
+                added += await self._announce(record)
+        return added
 
     async def send(self, job_id: str, url: str, event_type: str, data: dict[str, Any]) -> str:
         """Keep one event for `url`; its webhook-id, the same on every attempt."""
         msg_id = f"msg_{uuid.uuid4().hex}"
-        pending = Pending(msg_id, job_id, url, event_body(event_type, data))
-        await to_thread.run_sync(self.outbox.add, pending, time.time())
-        self._wake.set()
+        await self._keep(Pending(msg_id, job_id, url, event_body(event_type, data)))
         return msg_id
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
+    async def _keep(self, pending: Pending) -> bool:
+        added = await to_thread.run_sync(self.outbox.add, pending, time.time())
+        self._wake.set()
+        return added
+
+    def start(self, queue: JobQueue | None = None) -> None:
+        """Send what falls due; with the jobs' `queue`, also `recover` now and then."""
+        self._task = asyncio.ensure_future(self._run(queue))
 
     async def stop(self) -> None:
         """Stop sending; a delivery cut short falls due again when its lease ends."""
@@ -432,8 +458,17 @@ class WebhookSender:
         await self.stop()
         await to_thread.run_sync(self.outbox.close)
 
-    async def _run(self) -> None:
+    async def _run(self, queue: JobQueue | None) -> None:
+        next_recovery = time.monotonic()
         while True:
+            if queue is not None and time.monotonic() >= next_recovery:
+                next_recovery = time.monotonic() + self.RECOVER_EVERY
+                try:
+                    if found := await self.recover(queue):
+                        log.warning("webhooks: %d finished jobs had no event; sending now",
+                                    found)
+                except Exception:
+                    log.exception("webhooks: looking for finished jobs without an event failed")
             try:
                 claimed = await to_thread.run_sync(
                     self.outbox.claim, time.time(), self.config.lease, self.BATCH)

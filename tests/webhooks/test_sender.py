@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gendoc_service.outbox import Outbox, open_outbox
+from gendoc_service.outbox import Outbox, Pending, open_outbox
+from gendoc_service.queue import JobQueue, JobRecord
+from gendoc_service.queue_redis import RedisQueue
+from gendoc_service.queue_sqlite import SqliteQueue
 from gendoc_service.webhooks import (
     AllowList,
     Attempt,
@@ -198,3 +201,58 @@ def test_two_senders_sharing_redis_deliver_each_event_once(
 
         ids = asyncio.run(scenario())
     assert sorted(r.headers["webhook-id"] for r in rx.received) == sorted(ids)
+
+
+def test_a_finished_job_whose_event_was_lost_is_announced_once(
+        outbox_url: str, tmp_path: Path) -> None:
+    """A process killed between a job's last write and its event's: the sender finds the
+    job (finished, a webhook, no delivery) and sends its event, once."""
+    with running_receiver(204) as rx:
+        async def scenario() -> tuple[str, int, list[dict[str, Any]]]:
+            queue: JobQueue = (RedisQueue(outbox_url) if outbox_url
+                               else SqliteQueue(tmp_path / "queue.sqlite3"))
+            await queue.open()
+            outbox = open_outbox(outbox_url, tmp_path)
+            try:
+                record = JobRecord(id="lostevent", total=1, spec={
+                    "template": "t", "format": "docx", "webhook": {"url": rx.url}})
+                await queue.create(record, [{}])
+                await queue.create(JobRecord(id="nohook", total=1, spec={
+                    "template": "t", "format": "docx"}), [{}])
+                assert await queue.cancel("lostevent") is not None  # nobody announced it
+                assert await queue.cancel("nohook") is not None
+                sender = WebhookSender(config(rx), outbox, queue.add_delivery)
+                sender.start(queue)
+                try:
+                    found = await asyncio.to_thread(
+                        wait_until, lambda: len(rx.received) == 1, 30)
+                    assert found
+                    again = await sender.recover(queue)  # delivered: nothing to add
+                finally:
+                    await sender.stop()
+                job = await queue.get("lostevent")
+                assert job is not None
+                return job.status, again, job.deliveries
+            finally:
+                outbox.close()
+                await queue.close()
+
+        status, again, deliveries = asyncio.run(scenario())
+    assert status == "cancelled" and again == 0
+    assert [d["status"] for d in deliveries] == [204]
+    (got,) = rx.received
+    assert got.headers["webhook-id"] == "msg_lostevent"
+    event = Webhook(SECRET).verify(got.body, got.headers)
+    assert event["type"] == "job.cancelled" and event["data"]["id"] == "lostevent"
+
+
+def test_an_event_id_is_kept_once(outbox_url: str, tmp_path: Path) -> None:
+    outbox = open_outbox(outbox_url, tmp_path)
+    try:
+        assert outbox.add(Pending("msg_x", "j", "http://h/", b"1"), 5.0) is True
+        assert outbox.add(Pending("msg_x", "j", "http://h/", b"2"), 1.0) is False
+        assert outbox.next_due() == 5.0
+        (claimed,) = outbox.claim(10.0, 60.0, 10)
+        assert claimed.body == b"1"
+    finally:
+        outbox.close()
