@@ -111,6 +111,11 @@ def test_install_upgrade_uninstall(cluster: Cluster, run_helm: Helm, chart: Path
     (container, *_) = dep["spec"]["template"]["spec"]["containers"]
     envs = {e["name"]: e.get("value") for e in container["env"]}
     assert envs["GENDOC_OPERATOR_LOG_LEVEL"] == "debug"
+    # Two replicas, one leading by the release's Lease in the release's namespace.
+    assert dep["spec"]["replicas"] == 2
+    assert envs["GENDOC_OPERATOR_LEASE_NAME"] == f"{name}-operator"
+    lease_ns = next(e for e in container["env"] if e["name"] == "GENDOC_OPERATOR_LEASE_NAMESPACE")
+    assert lease_ns["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert cluster.get("dg", "invoices", namespace)["spec"]["maxReplicas"] == 6
     again = json.loads(cluster.kubectl("get", "secret", "invoices-api-keys", "-n",
                                        namespace, "-o", "json"))
@@ -118,6 +123,7 @@ def test_install_upgrade_uninstall(cluster: Cluster, run_helm: Helm, chart: Path
 
     run_helm("uninstall", release, "--namespace", namespace, "--wait")
     for kind, obj in (("deploy", f"{name}-operator"), ("sa", name), ("role", f"{name}-operator"),
+                      ("role", f"{name}-operator-lease"),
                       ("rolebinding", f"{name}-operator"), ("dg", "invoices"),
                       ("secret", "invoices-api-keys")):
         assert cluster.get(kind, obj, namespace) is None, kind
