@@ -59,7 +59,7 @@ def test_rates_from_a_real_service(service: ServerProcess) -> None:
     written = {s.name for family in text_string_to_metric_families(text) for s in family.samples}
     read = {exposition.REQUESTS, f"{exposition.DURATION}_bucket", f"{exposition.DURATION}_sum",
             f"{exposition.DURATION}_count", exposition.QUEUE, exposition.IN_FLIGHT,
-            exposition.SLOTS}
+            exposition.SLOTS, exposition.JOBS_BACKLOG, exposition.JOBS_OLDEST}
     assert read <= written, read - written
 
 
