@@ -351,3 +351,22 @@ def test_include_gives_what_docxtpls_own_subdoc_gives(client: httpx.Client) -> N
 
     assert media(r.content) == media(expected.getvalue())
     assert set(media(asset.read_bytes())) <= set(media(r.content))  # its 7 pictures
+
+
+def test_rich_values_inside_a_sub_template(renderer: Renderer) -> None:
+    """$html read by a sub-template keeps its link and list in the including document;
+    a rich value nobody reads is not built (nor judged)."""
+    parent = make_docx("{{p include('sub') }}")
+    sub = make_docx("{{p notes }}")
+    out = renderer.render(parent, {
+        "notes": {"$html": '<ol><li><a href="https://sub.example/">x</a></li></ol>'},
+        "unused": {"$qrcode": {"data": ""}}}, RenderOptions(includes={"sub": sub}))
+    doc = Document(io.BytesIO(out))
+    [link] = _xml(out, "word/document.xml").iter(f"{W}hyperlink")
+    rid = link.get("{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id")
+    assert doc.part.rels[rid].target_ref == "https://sub.example/"
+    num_id = doc.paragraphs[0]._p.pPr.numPr.numId.val
+    numbering = _xml(out, "word/numbering.xml")
+    abstract_id = numbering.find(f"{W}num[@{W}numId='{num_id}']/{W}abstractNumId").get(f"{W}val")
+    fmt = numbering.find(f"{W}abstractNum[@{W}abstractNumId='{abstract_id}']/{W}lvl/{W}numFmt")
+    assert fmt.get(f"{W}val") == "decimal"
