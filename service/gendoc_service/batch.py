@@ -33,6 +33,7 @@ from .ratelimit import charge
 from .services import Services
 
 ZIP_MEDIA_TYPE = "application/zip"
+_READ_GRACE = 5.0  # seconds a reading client has for a chunk once the deadline has passed
 B = TypeVar("B", bound="BatchRequest")
 PDF_MEDIA_TYPE = "application/pdf"
 
@@ -145,8 +146,9 @@ def _stream_zip(services: Services, converter: ConverterClient | None, stack: As
     chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
 
     async def put(chunk: bytes | None) -> None:
-        # A client that stops reading must not hold the slot past the deadline.
-        async with asyncio.timeout(max(deadline.remaining(), 0.1)):
+        # A client that stops reading must not hold the slot long past the deadline;
+        # one that reads does within seconds, even on a loaded machine.
+        async with asyncio.timeout(max(deadline.remaining(), _READ_GRACE)):
             await chunks.put(chunk)
 
     async def produce() -> None:
@@ -166,7 +168,19 @@ def _stream_zip(services: Services, converter: ConverterClient | None, stack: As
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            while (chunk := await chunks.get()) is not None:
+            while True:
+                getter = asyncio.ensure_future(chunks.get())
+                await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    if chunks.empty():
+                        # The producer ended without its last chunk: its error ends the
+                        # response (cut short, so the client sees it), never a hang.
+                        await producer
+                        return
+                    continue
+                if (chunk := getter.result()) is None:
+                    break
                 yield chunk
             await producer
         finally:

@@ -9,6 +9,7 @@ holding one admission slot around both. Every step takes the request's absolute
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable
@@ -22,7 +23,7 @@ from gendoc.deadline import Deadline
 
 from . import chunks, errors, splitting
 from .converter_client import ConverterClient
-from .errors import FormatNotImplemented, Problem
+from .errors import DeadlineExceeded, FormatNotImplemented, Problem
 from .pdfoptions import PdfOptions, needs_per_document_conversion
 from .rendering import RenderOptions
 from .services import Services
@@ -306,6 +307,13 @@ async def convert_batch(services: Services, converter: ConverterClient | None,
             pdfs = await to_thread.run_sync(splitting.split, pdf, len(document.items),
                                             document.info)
         except (Problem, splitting.SplitFailed) as exc:
+            if isinstance(exc, Problem) and (isinstance(exc, DeadlineExceeded)
+                                             or deadline.expired):
+                # No time is left for conversions one by one either: each item says so.
+                for i in document.items:
+                    results[i].set_result(_item_problem(i, type(exc)(
+                        exc.detail, headers=dict(exc.headers))))
+                return
             log.warning("merged conversion of %d items failed (%s); converting them alone",
                         len(document.items), exc)
             await asyncio.gather(*(alone(i) for i in document.items))
@@ -313,8 +321,22 @@ async def convert_batch(services: Services, converter: ConverterClient | None,
         for i, item_pdf in zip(document.items, pdfs, strict=True):
             results[i].set_result(item_pdf)
 
+    def settle(items: list[int], task: asyncio.Future[None]) -> None:
+        """No item waits forever: an unexpected failure is its items' problem."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("batch conversion failed", exc_info=task.exception())
+        for i in items:
+            if not results[i].done():
+                results[i].set_result(_item_problem(i, Problem(
+                    "Converting failed unexpectedly; it has been logged.")))
+
     tasks = [asyncio.ensure_future(merged(d)) for d in batch.merged]
-    tasks += [asyncio.ensure_future(alone(i)) for i in sorted(batch.documents)]
+    for task, document in zip(tasks, batch.merged, strict=True):
+        task.add_done_callback(functools.partial(settle, document.items))
+    for i in sorted(batch.documents):
+        tasks.append(asyncio.ensure_future(alone(i)))
+        tasks[-1].add_done_callback(functools.partial(settle, [i]))
     try:
         for i in range(count):
             yield i, await results[i]

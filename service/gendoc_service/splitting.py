@@ -47,7 +47,11 @@ def split(pdf: bytes, count: int, info: list[dict[str, str]] | None = None) -> l
     except pikepdf.PdfError as exc:
         raise SplitFailed(f"unreadable PDF: {exc}") from None
     with source:
-        ranges = boundaries(_starts(source, count), count, len(source.pages))
+        try:
+            starts = _starts(source, count)
+        except Exception as exc:  # a destination of a shape not foreseen here
+            raise SplitFailed(f"unreadable destinations: {type(exc).__name__}: {exc}") from None
+        ranges = boundaries(starts, count, len(source.pages))
         merged_info = {str(k): v for k, v in source.docinfo.items()}
         documents = []
         for i, pages in enumerate(ranges):

@@ -171,3 +171,18 @@ def test_a_merged_pdf_that_cannot_be_split_is_converted_item_by_item(
                 assert "converting them alone" in server.logs()
         finally:
             server.stop()
+
+
+def test_a_deadline_mid_stream_ends_the_zip_never_hangs(service: ServerProcess) -> None:
+    """However far the conversions got by the deadline, the answer ends: every item is its
+    PDF or its problem, and none is converted again one by one after the deadline."""
+    with httpx.Client(base_url=service.url, timeout=120) as client:
+        name = store(client, (EXAMPLES / "invoice.docx").read_bytes())
+        r = client.post("/v1/render/batch", json={"template": name, "items": invoices(120)},
+                        headers={"Gendoc-Timeout": "4"})
+        assert r.status_code in (200, 503), r.text
+        if r.status_code == 200:
+            entries = pdfs(r)
+            assert len(entries) == 120
+            for entry, data in entries:
+                assert data.startswith(b"%PDF") or json.loads(data)["status"] == 503, entry
