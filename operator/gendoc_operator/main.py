@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import uuid
 
@@ -49,7 +50,8 @@ async def _operate(settings: OperatorSettings, kube: Kube,
         if elector is None:
             await _kopf(settings, registry)
             return
-        await elector.acquire()
+        if not await _acquire_or_stop(elector):
+            return
         keeper = asyncio.create_task(elector.keep(), name="gendoc-lease")
         operator = asyncio.create_task(_kopf(settings, registry), name="gendoc-kopf")
         done, _ = await asyncio.wait({keeper, operator}, return_when=asyncio.FIRST_COMPLETED)
@@ -60,6 +62,30 @@ async def _operate(settings: OperatorSettings, kube: Kube,
         await elector.release()
     finally:
         await health.cleanup()
+
+
+async def _acquire_or_stop(elector: Elector) -> bool:
+    """Wait for the Lease; False when SIGTERM/SIGINT came first. kopf handles those
+    signals once it runs; a standby has no kopf yet, and without this a rollout would
+    end it by the signal's default action (exit 143) instead of a clean exit."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    acquiring = asyncio.create_task(elector.acquire(), name="gendoc-lease-acquire")
+    stopping = asyncio.create_task(stop.wait(), name="gendoc-stop")
+    try:
+        await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)  # kopf installs its own
+        stopping.cancel()
+    if not acquiring.done():
+        acquiring.cancel()
+        log.info("stopped while standing by for the Lease")
+        return False
+    acquiring.result()  # its error, if it failed
+    return True
 
 
 def _give_up(keeper: asyncio.Task[None]) -> None:

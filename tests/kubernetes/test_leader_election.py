@@ -115,6 +115,12 @@ def test_only_the_leader_writes_and_the_other_takes_over(
         assert "op-b" in _managers(cluster, "deployment", "fleet", namespace)
         print(f"takeover: Lease after {took:.1f} s, first write after {acted:.1f} s")
 
+        # A standby stopped (a rollout, a scale-down) leaves quietly, as a leader does.
+        c = _start(cluster, namespace, "op-c", kubeconfig, tmp_path / "c.log")
+        procs.append(c)
+        cluster.wait_for(lambda: "waits for Lease" in c.logs(), "operator c stands by")
+        assert c.stop() == 0, c.logs()
+
         # A graceful stop releases the Lease: nobody holds it afterwards.
         assert b.stop() == 0
         assert not _lease(cluster).get("holderIdentity")
