@@ -24,7 +24,8 @@ def verapdf_launcher() -> str:
 
 
 def verapdf(pdfs: dict[str, bytes], flavour: str, tmp: Path) -> dict[str, str]:
-    """veraPDF's verdict per name ("PASS", or "FAIL" with the failed rules) for `flavour`.
+    """veraPDF's verdict per name for `flavour`: "PASS", or "FAIL" and the failed rules
+    ("FAIL 6.6.2.3.1-1 6.6.2.3.1-2").
 
     One JVM for all the files: veraPDF takes seconds to start.
     """
@@ -42,8 +43,8 @@ def verapdf(pdfs: dict[str, bytes], flavour: str, tmp: Path) -> dict[str, str]:
         if found and found.group(2) in paths:
             current = paths[found.group(2)]
             verdicts[current] = found.group(1)
-        elif line.startswith("  FAIL") and current:
-            verdicts[current] += " " + line.strip()
+        elif line.startswith("  FAIL ") and current:  # a failed rule: "  FAIL 6.6.2.3.1-1"
+            verdicts[current] += " " + line.split()[1]
     assert set(verdicts) == set(pdfs), (done.stdout[-3000:], done.stderr[-3000:])
     return verdicts
 
