@@ -21,6 +21,7 @@ conformance LibreOffice gave the document:
 
 from __future__ import annotations
 
+import functools
 import io
 import secrets
 from collections.abc import Iterable
@@ -129,13 +130,24 @@ def _watermark(doc: pikepdf.Pdf, watermark: Watermark, font: Path) -> None:
 def _overlay(doc: pikepdf.Pdf, watermark: Watermark, font: Path, width: float,
              height: float) -> pikepdf.Object:
     """A Form XObject of one page size holding the watermark, copied into `doc`."""
+    drawn_pdf = _drawn(watermark, str(font), width, height)
+    with pikepdf.open(io.BytesIO(drawn_pdf)) as drawn:
+        form = drawn.pages[0].as_form_xobject()
+        return doc.copy_foreign(form)
+
+
+# Drawing reads and subsets the font (fonttools: about 0.2 s for DejaVu Sans); the
+# same few watermarks ("DRAFT") on the same few page sizes come again and again.
+@functools.lru_cache(maxsize=64)
+def _drawn(watermark: Watermark, font: str, width: float, height: float) -> bytes:
+    """A one-page PDF of `width` x `height` points with the watermark's text drawn."""
     from fpdf import FPDF
 
     sheet = FPDF(unit="pt", format=(width, height))
     sheet.set_margin(0)
     sheet.set_auto_page_break(False)
     sheet.add_page()
-    sheet.add_font("Watermark", fname=str(font))
+    sheet.add_font("Watermark", fname=font)
     # Sized so the text spans about 60% of the page's diagonal.
     diagonal = (width**2 + height**2) ** 0.5
     sheet.set_font("Watermark", size=100)
@@ -148,9 +160,7 @@ def _overlay(doc: pikepdf.Pdf, watermark: Watermark, font: Path, width: float,
     translucent = sheet.local_context(fill_opacity=watermark.opacity)
     with translucent, sheet.rotation(angle, x=cx, y=cy):
         sheet.text(cx - text_width / 2, cy + points * 0.35, watermark.text)
-    with pikepdf.open(io.BytesIO(bytes(sheet.output()))) as drawn:
-        form = drawn.pages[0].as_form_xobject()
-        return doc.copy_foreign(form)
+    return bytes(sheet.output())
 
 
 def _degrees(width: float, height: float) -> float:
