@@ -191,7 +191,11 @@ def start_gotenberg(workdir: Path, *, restart_after: int = GOTENBERG_DEFAULT_RES
             [str(gotenberg_launcher()), "--api-port", str(port), "--api-bind-ip", "127.0.0.1",
              "--libreoffice-auto-start", "--gotenberg-hide-banner",
              "--libreoffice-restart-after", str(restart_after),
-             "--gotenberg-graceful-shutdown-duration", "10s"],
+             "--gotenberg-graceful-shutdown-duration", "10s",
+             # On a loaded machine soffice can take longer to come up than Gotenberg's
+             # limits (20 s for LibreOffice, 30 s for the API), and Gotenberg then exits.
+             # Start-up waits only, below the 120 s readiness wait here.
+             "--libreoffice-start-timeout", "90s", "--api-start-timeout", "110s"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env,
         )
     url = f"http://127.0.0.1:{port}"
