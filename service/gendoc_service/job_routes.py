@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from . import pipeline
+from . import includes, pipeline
 from .batch import checked
 from .errors import (
     PROBLEM_CONTENT_TYPE,
@@ -20,6 +20,7 @@ from .errors import (
 from .jobs import MEDIA_TYPES, JobRequest, item_names, new_job_id, result_extension
 from .payloads import media_type, parse_json, read_body, validated
 from .queue import JobRecord
+from .rendering import RenderOptions
 from .results import item_key, result_key
 from .services import Services
 
@@ -44,7 +45,9 @@ async def submit_job(request: Request) -> Response:
     pipeline.converter_for(services, body.format)  # 501 now, not for every item later
     if body.webhook is not None:  # 422 now, not a webhook refused when the job is done
         services.webhooks.config.check(body.webhook.url)
-    version, _ = await to_thread.run_sync(services.store.get, body.template, body.version)
+    version, template = await to_thread.run_sync(services.store.get, body.template, body.version)
+    # 422 now for sub-templates that cannot be included (read again when items render).
+    await includes.with_includes(services, body.template, template, RenderOptions())
     record = JobRecord(id=new_job_id(), spec=body.spec(version), total=len(body.items))
     await services.jobs.queue.create(record, body.items)
     services.jobs.submitted()

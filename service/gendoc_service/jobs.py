@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gendoc.deadline import Deadline
 
-from . import pipeline
+from . import includes, pipeline
 from .batch import BatchRequest
 from .errors import Problem, QueueUnavailable, StoreUnavailable
 from .payloads import safe_filename
@@ -196,6 +196,9 @@ class Jobs:
                                                    spec["version"])
             asked = JobRequest.model_validate(spec | {"items": [{}]})
             converter = pipeline.converter_for(services, spec["format"])
+            # Sub-templates as they are when the items render (current versions).
+            options = await includes.with_includes(services, spec["template"], template,
+                                                   asked.options(self.settings))
         except Problem as problem:
             await self._answer(tasks, [problem] * len(tasks))
             return
@@ -203,7 +206,7 @@ class Jobs:
         deadline = Deadline.after(self.settings.request_timeout)
         # The batch's path: merged conversion where it applies, each item's problem its own.
         rendered = await pipeline.render_batch(services, template, [t.data or {} for t in tasks],
-                                               asked.options(self.settings), spec["format"],
+                                               options, spec["format"],
                                                deadline, pdf=asked.pdf)
         answers: list[bytes | Problem] = []
         async with contextlib.aclosing(

@@ -370,3 +370,22 @@ def test_rich_values_inside_a_sub_template(renderer: Renderer) -> None:
     abstract_id = numbering.find(f"{W}num[@{W}numId='{num_id}']/{W}abstractNumId").get(f"{W}val")
     fmt = numbering.find(f"{W}abstractNum[@{W}abstractNumId='{abstract_id}']/{W}lvl/{W}numFmt")
     assert fmt.get(f"{W}val") == "decimal"
+
+
+def test_include_in_an_async_job(client: httpx.Client) -> None:
+    from jobs.jobs_support import result_zip, submit, wait_final
+
+    tag = uuid.uuid4().hex[:8]
+    sub, top = f"job-sub-{tag}", f"job-top-{tag}"
+    assert _put(client, sub, make_docx("Dear {{ who }}")).status_code == 201
+    assert _put(client, top, make_docx("{{p include('" + sub + "') }}", "#{{ n }}")).status_code \
+        == 201
+    job = submit(client, top, [{"who": "Ann", "n": 1}, {"who": "Bo", "n": 2}])
+    assert wait_final(client, job["id"])["status"] == "succeeded"
+    archive = result_zip(client, job["id"])
+    assert [part_texts(archive.read(n))["word/document.xml"] for n in archive.namelist()] == [
+        ["Dear Ann", "#1"], ["Dear Bo", "#2"]]
+    # A sub-template that cannot be included is a 422 at submission, not a failed job.
+    assert client.delete(f"/v1/templates/{sub}").status_code == 204
+    r = client.post("/v1/jobs", json={"template": top, "items": [{}], "format": "docx"})
+    assert r.status_code == 422 and r.json()["chain"] == [top, sub]
