@@ -4,8 +4,8 @@ Runs where rendering runs (a render worker): the template's package is read
 and parsed once per chunk, not once per item, and put back to its pristine
 state between items; an item's output is its own parts (body, headers,
 footers, footnotes, images), never a zip written and read again. The merged
-documents come out sized by an estimate of their pages (`max_pages`), so one
-conversion never holds an unbounded document.
+documents come out sized by an estimate of their pages (`max_pages`) and by
+their items' bytes, so one conversion never holds an unbounded document.
 
 Items that cannot be merged (`merging.blockers`, or whose data changed the
 template's shared parts, as a sub-document's styles do) come back as
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,11 @@ _STORY_KINDS = ("header", "footer", "footnotes", "image")
 # A rough page of text: what the merged documents are sized by until a split
 # tells how many pages an item really has (`pages_per_item`).
 _CHARS_PER_PAGE = 3000
+_LINES_PER_PAGE = 45  # every paragraph (table cells' too) takes at least a line
+_TAG = re.compile(rb"<[^>]+>")
+# Bytes of an item's own parts (pictures mostly) in one merged document: what
+# LibreOffice holds in memory grows with them as well as with pages.
+MAX_MERGED_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -174,9 +180,17 @@ def _docx(tpl: _Template) -> bytes:
     return out.getvalue()
 
 
-def _estimated_pages(parts: dict[str, bytes]) -> float:
-    body = parts[merging.DOCUMENT]
-    return max(1.0, body.count(b"<w:t") * 8 / _CHARS_PER_PAGE + body.count(b'w:type="page"'))
+def estimated_pages(body: bytes) -> float:
+    """Pages of a rendered body, roughly: its text or its paragraphs, whichever fills
+    more, plus its explicit page breaks; at least one."""
+    text = len(_TAG.sub(b"", body))
+    paragraphs = body.count(b"<w:p>") + body.count(b"<w:p ")
+    cells = body.count(b"<w:tc>") + body.count(b"<w:tc ")
+    rows = body.count(b"<w:tr>") + body.count(b"<w:tr ")
+    # A table row is a line or two, however many cells (paragraphs) it holds.
+    lines = max(paragraphs - cells, 0) + 2 * rows
+    return max(1.0, text / _CHARS_PER_PAGE, lines / _LINES_PER_PAGE) + \
+        body.count(b'w:type="page"')
 
 
 def render_chunk(renderer: Renderer, template: bytes, items: list[dict[str, Any]],
@@ -188,7 +202,7 @@ def render_chunk(renderer: Renderer, template: bytes, items: list[dict[str, Any]
     tpl = _Reused(template)
     base: dict[str, bytes] | None = None
     group: list[tuple[int, dict[str, bytes]]] = []
-    pages = 0.0
+    pages, size = 0.0, 0
     for index, data in enumerate(items):
         try:
             renderer.render_into(tpl, template, data, options)
@@ -209,12 +223,14 @@ def render_chunk(renderer: Renderer, template: bytes, items: list[dict[str, Any]
             continue
         if base is None:
             base = parts
-        item_pages = pages_per_item or _estimated_pages(parts)
-        if group and pages + item_pages > max_pages:
+        item_pages = pages_per_item or estimated_pages(parts[merging.DOCUMENT])
+        item_bytes = sum(len(data) for data in parts.values()) if group else 0
+        if group and (pages + item_pages > max_pages or size + item_bytes > MAX_MERGED_BYTES):
             result.merged.append(_merge(base, group))
-            group, pages = [], 0.0
+            group, pages, size = [], 0.0, 0
         group.append((index, parts))
         pages += item_pages
+        size += item_bytes
     if group and base is not None:
         result.merged.append(_merge(base, group))
     return result

@@ -11,9 +11,12 @@ from conftest import CORPUS
 from docx import Document
 from docx_helpers import make_docx
 from gendoc_service import merging
+from gendoc_service.chunks import estimated_pages
 from gendoc_service.pipeline import batch_mode, chunk_size
 from gendoc_service.rendering import Renderer
 from gendoc_service.splitting import SplitFailed, boundaries
+
+from gendoc.bench import documents
 
 
 def test_batch_mode_merges_pdf_batches_of_several_items() -> None:
@@ -103,3 +106,16 @@ def test_footnotes_merge_only_when_numbered_plainly() -> None:
     parts["word/settings.xml"] = settings.replace("</w:settings>",
                                                   roman + "</w:settings>").encode()
     assert merging.blockers(parts) == ["footnotes numbered with numFmt=lowerRoman"]
+
+
+def test_pages_are_estimated_from_text_rows_and_breaks() -> None:
+    renderer = Renderer(8 << 20)
+    estimates = {}
+    for doc in (documents.invoice(), documents.short_contract(), documents.report()):
+        body = merging.read_package(renderer.render(doc.template, doc.data))[merging.DOCUMENT]
+        estimates[doc.name] = estimated_pages(body)
+    # Measured with LibreOffice: 1, 3 and 60 pages; the bound needs the order of magnitude.
+    assert estimates["invoice"] == 1.0
+    assert 2.5 <= estimates["contract3"] <= 4.5
+    assert 30 <= estimates["report"] <= 90
+    assert estimated_pages(b'<w:p><w:r><w:br w:type="page"/></w:r></w:p>') == 2.0
