@@ -126,8 +126,10 @@ def from_html(tpl: Any, html: str) -> Markup:
     clean = sanitize(html)
     root = lxml.html.fragment_fromstring(clean or "<p></p>", create_parent="div")
     blocks = list(_Writer(tpl).container(root, _Place()))
-    if not blocks:
-        blocks = [_element("w:p")]
+    if not blocks or blocks[-1].tag != qn("w:p"):
+        # A table cell must end with a paragraph (Word refuses the file otherwise), and
+        # `{{p value }}` may stand in one; in the body it is one empty line.
+        blocks.append(_element("w:p"))
     return Markup("".join(etree.tostring(b, encoding="unicode") for b in blocks))
 
 

@@ -154,7 +154,8 @@ def test_html_becomes_paragraphs_runs_lists_links_and_tables(client: httpx.Clien
     rows = [[_text(c) for c in tr.findall(f"{W}tc")] for tr in table.findall(f"{W}tr")]
     assert rows == [["Item", "Price"], ["Tea", "3 & 4"], ["Only", ""]]
     assert _runs(table.find(f"{W}tr/{W}tc/{W}p")) == [("Item", {"b"})]
-    assert _text(blocks[10]) == "After"
+    # After a table the value ends with an empty paragraph (a table cell needs one).
+    assert [_text(b) for b in blocks[10:]] == ["", "After"]
 
 
 def test_markdown_takes_the_same_path(client: httpx.Client) -> None:
@@ -216,9 +217,26 @@ def test_nested_tables_and_lists_are_walked_once(renderer: Renderer) -> None:
     # take 2^40 steps.
     html = "<table><tr><td>" * 40 + "deep" + "</td></tr></table>" * 40
     out = renderer.render(make_docx("{{p x }}"), {"x": {"$html": html}})
-    [table] = _body(out)
-    assert _text(table) == "deep" and len(table.findall(f".//{W}tbl")) == 0  # flattened
+    table, after = _body(out)
+    assert _text(table) == "deep" and after.tag == f"{W}p"
+    assert not table.findall(f".//{W}tbl")  # the inner tables give their paragraphs
     html = "<ul><li>" * 12 + "twelve" + "</li></ul>" * 12
     out = renderer.render(make_docx("{{p x }}"), {"x": {"$html": html}})
     [item] = _body(out)
     assert _text(item) == "twelve" and _list_format(out, item)[0] == 8  # Word's deepest level
+
+
+def test_a_value_ending_in_a_table_ends_with_a_paragraph(renderer: Renderer) -> None:
+    """A table cell must end with a paragraph, and {{p value }} may stand in one."""
+    from docx import Document as New
+
+    doc = New()
+    doc.add_table(rows=1, cols=1).rows[0].cells[0].text = "{{p x }}"
+    buffer = io.BytesIO()
+    doc.save(buffer)
+    html = "<table><tr><td>in</td></tr></table>"
+    out = renderer.render(buffer.getvalue(), {"x": {"$html": html}})
+    [outer] = [b for b in _body(out) if b.tag == f"{W}tbl"]
+    [cell] = outer.findall(f"{W}tr/{W}tc")
+    assert [c.tag for c in cell if c.tag != f"{W}tcPr"] == [f"{W}tbl", f"{W}p"]
+    assert _text(cell) == "in"
