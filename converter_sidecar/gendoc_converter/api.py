@@ -16,6 +16,7 @@ import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import PurePath
 
@@ -139,7 +140,8 @@ async def _convert(request: Request, pool: Pool, settings: ConverterSettings) ->
     for name, data in files:
         pdf = await _convert_one(pool, name, data, options, deadline, PackageLimits.of(settings))
         if not merged:
-            pdf = await _finish(pdf, finishing, settings)
+            pdf = await _finish(pdf, replace(finishing, title_fallback=PurePath(name).stem),
+                                settings)
         results.append((_pdf_name(name), pdf))
     output = _output_name(request.headers.get(OUTPUT_FILENAME_HEADER))
     if len(results) == 1:
@@ -147,7 +149,8 @@ async def _convert(request: Request, pool: Pool, settings: ConverterSettings) ->
     if merge:
         # Gotenberg merges in the alphanumeric order of the file names.
         ordered = [pdf for _, pdf in sorted(results, key=lambda r: r[0])]
-        merged_pdf = await _finish(await asyncio.to_thread(_merge, ordered), finishing, settings)
+        merged_pdf = await _finish(await asyncio.to_thread(_merge, ordered),
+                                   replace(finishing, title_fallback=output), settings)
         return _attachment(merged_pdf, PDF, f"{output}.pdf")
     return _attachment(_zip(results), ZIP, f"{output}.zip")
 

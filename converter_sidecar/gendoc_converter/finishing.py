@@ -77,12 +77,12 @@ class Finishing:
     encryption: Encryption | None = None
     pdfa: bool = False  # LibreOffice exported PDF/A: keep it conformant
     pdfua: bool = False
+    title_fallback: str = ""  # PDF/UA's title when the document has none (its file name)
 
     @property
     def needed(self) -> bool:
-        """Anything to do? (PDF/A with PDF/UA always: LibreOffice 7.4's XMP needs repair.)"""
-        return bool(self.metadata or self.watermark or self.encryption
-                    or (self.pdfa and self.pdfua))
+        """Anything to do? (PDF/UA always: its title; with PDF/A, LibreOffice 7.4's XMP.)"""
+        return bool(self.metadata or self.watermark or self.encryption or self.pdfua)
 
 
 def finish(pdf: bytes, finishing: Finishing, font: Path) -> bytes:
@@ -92,6 +92,8 @@ def finish(pdf: bytes, finishing: Finishing, font: Path) -> bytes:
             _watermark(doc, finishing.watermark, font)
         if finishing.metadata:
             _metadata(doc, finishing.metadata)
+        if finishing.pdfua:
+            _ensure_title(doc, finishing.title_fallback)
         if finishing.pdfa and finishing.pdfua:
             _declare_pdfua_schema(doc)
         out = io.BytesIO()
@@ -188,6 +190,24 @@ def _metadata(doc: pikepdf.Pdf, metadata: Metadata) -> None:
             xmp["xmp:CreatorTool"] = metadata.creator
         if metadata.producer is not None:
             xmp["pdf:Producer"] = metadata.producer
+
+
+def _ensure_title(doc: pikepdf.Pdf, fallback: str) -> None:
+    """PDF/UA-1 7.1: the XMP has a dc:title and viewers show it (DisplayDocTitle).
+
+    LibreOffice takes the title from the document's properties and, without one,
+    writes none, so the PDF fails PDF/UA (veraPDF rules 7.1-9 and 7.1-10); the
+    file's own name is then the title, as a viewer would show it anyway.
+    """
+    if not doc.open_metadata().get("dc:title"):
+        title = str(doc.docinfo.get("/Title", "")) or fallback
+        if title:
+            with doc.open_metadata(set_pikepdf_as_editor=False, update_docinfo=True) as xmp:
+                xmp["dc:title"] = title
+    preferences = doc.Root.get("/ViewerPreferences")
+    if not isinstance(preferences, pikepdf.Dictionary):
+        preferences = doc.Root.ViewerPreferences = pikepdf.Dictionary()
+    preferences.DisplayDocTitle = True
 
 
 # PDF/A-2 6.6.2.3.1: every XMP property outside the predefined schemas needs an

@@ -185,3 +185,17 @@ def test_batch_mode_follows_what_a_split_keeps(client: httpx.Client) -> None:
                 assert f"Letter{n}page3forN{n}" in squeezed(texts[2])
                 if "metadata" in pdf:
                     assert xmp_and_info(archive.read(name))[1]["/Title"] == "One"
+
+
+def test_pdfua_of_a_document_without_a_title(client: httpx.Client, tmp_path: Path) -> None:
+    """LibreOffice writes no title for an untitled document, and PDF/UA needs one: the
+    converter gives it the file's name (the template's), which veraPDF accepts."""
+    name = f"untitled-{uuid.uuid4().hex[:8]}"
+    r = client.put(f"/v1/templates/{name}", content=make_docx("Dear {{ name }}"),
+                   headers={"content-type": DOCX})
+    assert r.status_code in (200, 201), r.text
+    pdf = client.post("/v1/render", json={"template": name, "data": {"name": "Ada"},
+                                          "pdf": {"ua": True}})
+    assert pdf.status_code == 200, pdf.text
+    assert verapdf({"ua": pdf.content}, "ua1", tmp_path) == {"ua": "PASS"}
+    assert xmp_and_info(pdf.content)[0]["dc:title"] == name

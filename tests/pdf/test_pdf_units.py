@@ -186,3 +186,14 @@ def test_metadata_goes_to_docinfo_and_xmp(tmp_path: Path) -> None:
     assert info["/Subject"] == "Invoice" and info["/Keywords"] == "invoice, 2026"
     assert xmp["dc:title"] == "Rechnung Nr. 7 \u2013 Ü" and xmp["dc:creator"] == ["Acme GmbH"]
     assert xmp["dc:description"] == "Invoice" and xmp["pdf:Keywords"] == "invoice, 2026"
+
+
+def test_pdfua_gets_a_title_when_the_document_has_none() -> None:
+    out = finish(_pages(1), Finishing(pdfua=True, title_fallback="invoice-42"), FONT)
+    xmp, info = xmp_and_info(out)
+    assert xmp["dc:title"] == info["/Title"] == "invoice-42"
+    with pikepdf.open(io.BytesIO(out)) as doc:
+        assert doc.Root.ViewerPreferences.DisplayDocTitle is True
+    titled = finish(_pages(1), Finishing(metadata=Metadata(title="Own"), pdfua=True,
+                                         title_fallback="invoice-42"), FONT)
+    assert xmp_and_info(titled)[1]["/Title"] == "Own"
