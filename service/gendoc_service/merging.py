@@ -217,6 +217,7 @@ class _Merged:
     ids: dict[str, int] = field(default_factory=dict)
     numbered: dict[str, tuple[str, str, str, etree._Element | None]] = field(
         default_factory=dict)
+    shared: dict[str, str] = field(default_factory=dict)  # the first item's rIds by kind
 
     def next_id(self, counter: str, start: int) -> int:
         value = max(self.ids.get(counter, start), start) + 1
@@ -248,6 +249,7 @@ def merge(items: list[dict[str, bytes]]) -> bytes:
         styles=_xml(parts[styles_name]) if styles_name else None,
     )
     merged.numbered = _numbered_styles(merged.styles)
+    merged.shared = {_kind(r): str(r.get("Id")) for r in merged.rels}
     document = _xml(parts[DOCUMENT])
     body = document.find(f"{W}body")
     assert body is not None
@@ -397,24 +399,25 @@ def _rename_relationships(merged: _Merged, item: dict[str, bytes],
     """Copy the item's own parts (headers, footers, images) under new names and
     point every r:* attribute of its body at the merged package's relationships."""
     mapping: dict[str, str] = {}
-    shared = {_kind(r): str(r.get("Id")) for r in merged.rels}
+    types = _xml(item[CONTENT_TYPES])
     for rel in _rels(item, DOCUMENT):
         kind, rid = _kind(rel), str(rel.get("Id"))
         if rel.get("TargetMode") == "External":
             mapping[rid] = merged.add_rel(str(rel.get("Type")), str(rel.get("Target")), True)
         elif kind in _COPIED:
-            name = _copy_part(merged, item, _target(DOCUMENT, rel), index)
+            name = _copy_part(merged, item, types, _target(DOCUMENT, rel), index)
             mapping[rid] = merged.add_rel(str(rel.get("Type")),
                                           posixpath.relpath(name, "word"))
         else:
-            mapping[rid] = shared[kind]
+            mapping[rid] = merged.shared[kind]
     for element in document.iter():
         for attribute, value in element.attrib.items():
             if attribute.startswith(R) and value in mapping:
                 element.set(attribute, mapping[value])
 
 
-def _copy_part(merged: _Merged, item: dict[str, bytes], name: str, index: int) -> str:
+def _copy_part(merged: _Merged, item: dict[str, bytes], types: etree._Element, name: str,
+               index: int) -> str:
     """The item's part `name` in the merged package: the same part when the bytes are
     the same (the template's own images), else a copy under a new name (with its rels)."""
     data = item[name]
@@ -428,15 +431,15 @@ def _copy_part(merged: _Merged, item: dict[str, bytes], name: str, index: int) -
         root = _xml(rels)
         for rel in root:
             if rel.get("TargetMode") != "External":
-                target = _copy_part(merged, item, _target(name, rel), index)
+                target = _copy_part(merged, item, types, _target(name, rel), index)
                 rel.set("Target", posixpath.relpath(target, folder))
         merged.parts[_rels_name(new)] = _bytes(root)
-    _declare_type(merged, item, name, new)
+    _declare_type(merged, types, name, new)
     return new
 
 
-def _declare_type(merged: _Merged, item: dict[str, bytes], old: str, new: str) -> None:
-    types = _xml(item[CONTENT_TYPES])
+def _declare_type(merged: _Merged, types: etree._Element, old: str, new: str) -> None:
+    """Declare part `new`'s content type as the item's `types` declare its `old`."""
     for override in types.iter(f"{{{CT_NS}}}Override"):
         if override.get("PartName") == f"/{old}":
             etree.SubElement(merged.types, f"{{{CT_NS}}}Override", PartName=f"/{new}",
