@@ -255,6 +255,12 @@ def test_included_templates_are_listed(stack: Stack, page: Page) -> None:
     link.click()
     expect(page.locator("#template-title")).to_have_text(part)
     expect(page.locator("#includes-section")).to_be_hidden()
+    # A sub-template that goes away: the letter says which include cannot be served.
+    httpx.delete(f"{stack.url}/v1/templates/{part}", headers=headers).raise_for_status()
+    page.goto(f"{stack.url}/ui/#/t/{letter}")
+    expect(page.locator("#include-error")).to_contain_text(part)
+    expect(page.locator("#problem .problem-title")).to_have_text(
+        "A sub-template cannot be included")
 
 
 def test_names_are_text(stack: Stack, page: Page, shots: Path) -> None:
@@ -327,6 +333,11 @@ def test_accessibility(stack: Stack, page: Page, axe_source: str, tmp_path: Path
     _wait_preview_current(page)
     page.get_by_role("button", name="Compare").click()
     expect(page.locator("#compare-result")).to_be_visible()
+    violations += _axe(page, axe_source)
+    # With a problem shown beside the preview.
+    page.locator("#version-file").set_input_files(
+        {"name": "broken.docx", "mimeType": "application/octet-stream", "buffer": BROKEN})
+    expect(page.locator("#problem .context")).to_be_visible()
     violations += _axe(page, axe_source)
     print(json.dumps(violations, indent=1))  # the minor ones, for whoever reads the log
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]

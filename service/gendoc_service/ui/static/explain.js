@@ -57,6 +57,14 @@ export function explain(problem, status) {
           "expects a list or a number."],
         context: [],
       };
+    case "template-include-error":
+      return {
+        title: "A sub-template cannot be included",
+        lines: [detail, (problem.chain || []).length
+          ? `Templates involved, outermost first: ${problem.chain.join(" → ")}.` : ""]
+          .filter(Boolean),
+        context: [],
+      };
     case "invalid-format-value":
       return { title: "A value cannot be formatted", lines: [detail], context: [] };
     case "invalid-docx":
