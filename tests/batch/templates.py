@@ -13,6 +13,7 @@ import io
 from typing import Any
 
 from docx import Document
+from docx.enum.section import WD_ORIENT, WD_SECTION
 from docx.oxml import parse_xml
 from docx.shared import Mm
 from PIL import Image
@@ -94,3 +95,45 @@ def report_data(i: int, rows: int, points: int) -> dict[str, Any]:
 # Items of one page, of several pages (a table over page breaks), and in between.
 REPORT_ITEMS = [report_data(0, 3, 2), report_data(1, 90, 4), report_data(2, 0, 0),
                 report_data(3, 40, 12), report_data(4, 5, 1)]
+
+
+def even_odd() -> bytes:
+    """Different headers on odd and even pages (a document-wide setting in Word)."""
+    doc = Document()
+    doc.settings.odd_and_even_pages_header_footer = True
+    section = doc.sections[0]
+    section.header.paragraphs[0].text = "Odd page of {{ ref }}"
+    section.even_page_header.paragraphs[0].text = "Even page of {{ ref }}"
+    doc.add_paragraph("Item {{ ref }}")
+    doc.add_paragraph("{%p for line in lines %}")
+    doc.add_paragraph("{{ line }}")
+    doc.add_paragraph("{%p endfor %}")
+    return _save(doc)
+
+
+def with_annex() -> bytes:
+    """Two sections: a portrait letter and a landscape annex, one numbered list through
+    both, one footer with the page number."""
+    doc = Document()
+    first = doc.sections[0]
+    first.header.paragraphs[0].text = "Letter {{ ref }}"
+    footer = first.footer.paragraphs[0]
+    footer.text = "page "
+    _field(footer, "PAGE")
+    doc.add_paragraph("Letter {{ ref }}")
+    doc.add_paragraph("{%p for line in lines %}")
+    doc.add_paragraph("{{ line }}", style="List Number")
+    doc.add_paragraph("{%p endfor %}")
+    annex = doc.add_section(WD_SECTION.NEW_PAGE)
+    annex.orientation = WD_ORIENT.LANDSCAPE
+    annex.page_width, annex.page_height = first.page_height, first.page_width
+    doc.add_paragraph("Annex to {{ ref }}")
+    doc.add_paragraph("{%p for line in lines %}")
+    doc.add_paragraph("annex {{ line }}", style="List Number")
+    doc.add_paragraph("{%p endfor %}")
+    return _save(doc)
+
+
+def lines_data(lengths: list[int]) -> list[dict[str, Any]]:
+    return [{"ref": f"L-{i}", "lines": [f"line {j} of {i}" for j in range(n)]}
+            for i, n in enumerate(lengths)]

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from batch.templates import REPORT_ITEMS, report
+from batch.templates import REPORT_ITEMS, even_odd, lines_data, report, with_annex
 from conftest import CORPUS, EXAMPLES, corpus_cases
 from converter.converter_support import start_converter
 from gendoc_service import chunks, merging, splitting
@@ -89,6 +89,17 @@ def test_bundled_invoice(converter: httpx.Client) -> None:
 def test_headers_footers_pictures_lists_and_long_tables(converter: httpx.Client) -> None:
     result = check_equivalent(converter, report(), REPORT_ITEMS)
     assert not result.alone and [d.items for d in result.merged] == [[0, 1, 2, 3, 4]]
+
+
+def test_even_and_odd_headers_over_items_of_odd_and_even_length(
+        converter: httpx.Client) -> None:
+    result = check_equivalent(converter, even_odd(), lines_data([3, 60, 3, 100, 3]))
+    assert not result.alone
+
+
+def test_a_template_of_two_sections_with_a_list_through_both(converter: httpx.Client) -> None:
+    result = check_equivalent(converter, with_annex(), lines_data([3, 60, 3]))
+    assert not result.alone
 
 
 def test_numpages_goes_alone(converter: httpx.Client) -> None:
