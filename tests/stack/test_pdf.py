@@ -1,7 +1,9 @@
-"""PDF through the whole stack: the real service, the real converter, real LibreOffice."""
+"""PDF through the whole stack: the real service, the real converter, real LibreOffice
+(sub-templates and $html included: what the DOCX tests check in the package reaches the pages)."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -144,3 +146,53 @@ def test_readiness_and_errors_follow_the_converter(tmp_path: Path) -> None:
 def test_ready_when_the_converter_is(stack: tuple[ServerProcess, ServerProcess]) -> None:
     ready = httpx.get(f"{stack[0].url}/readyz").json()
     assert ready == {"status": "ok", "checks": {"store": "ok", "converter": "ok"}}
+
+
+def test_the_example_letter_one_by_one_and_as_a_batch(client: httpx.Client,
+                                                      tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    head, letter = f"letterhead-{tag}", f"letter-{tag}"
+    template = (EXAMPLES / "letter.docx").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(template)) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    # The example includes 'letterhead'; here it includes this test's own copy.
+    parts["word/document.xml"] = parts["word/document.xml"].replace(
+        b"include(&apos;letterhead&apos;)", f"include(&apos;{head}&apos;)".encode()).replace(
+        b"include('letterhead')", f"include('{head}')".encode())
+    assert head.encode() in parts["word/document.xml"]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    for name, docx in ((head, (EXAMPLES / "letterhead.docx").read_bytes()),
+                       (letter, out.getvalue())):
+        r = client.put(f"/v1/templates/{name}", content=docx, headers={"content-type": DOCX})
+        assert r.status_code == 201, r.text
+    data = json.loads((EXAMPLES / "letter.json").read_text())
+    one = client.post("/v1/render", json={"template": letter, "data": data, "format": "pdf",
+                                          "locale": "de_DE", "timezone": "Europe/Berlin"})
+    assert one.status_code == 200, one.text
+    text = words(pdf_text(one.content, tmp_path))
+    for shown in ("Acme Documents GmbH", "angebote@acme.example", "24. November 2026",
+                  "12.480,00 €", "Leistungsumfang", "• Vorlagen: Rechnung, Mahnung, Gutschrift",
+                  "◦ je eine Fassung auf Deutsch und Englisch", "Abnahme 70 %"):
+        assert shown in text, (shown, text)
+    assert "never shown" not in text
+
+    items = []
+    for i, customer in enumerate(("Alpha AG", "Beta GmbH", "Gamma KG")):
+        item = copy.deepcopy(data)
+        item["customer"]["name"] = customer
+        item["terms"] = {"$markdown": f"## Punkt {i + 1}\n\n- nur für **{customer}**\n"}
+        items.append(item)
+    batch = client.post("/v1/render/batch", json={
+        "template": letter, "items": items, "format": "pdf", "locale": "de_DE"})
+    assert batch.status_code == 200, batch.text
+    with zipfile.ZipFile(io.BytesIO(batch.content)) as archive:
+        names = archive.namelist()
+        assert len(names) == 3 and all(n.endswith(".pdf") for n in names), names
+        for i, name in enumerate(names):
+            text = words(pdf_text(archive.read(name), tmp_path))
+            customer = items[i]["customer"]["name"]
+            assert "Acme Documents GmbH" in text and customer in text, text
+            assert f"Punkt {i + 1}" in text and f"nur für {customer}" in text, text
