@@ -36,7 +36,7 @@ class RenderBackend(Protocol):
         ...
 
     async def render_chunk(self, docx: bytes, items: list[dict[str, Any]],
-                           options: RenderOptions, max_pages: float, pages_per_item: float,
+                           options: RenderOptions, max_pages: float,
                            deadline: Deadline) -> ChunkResult:
         """`items` rendered and merged (`chunks.render_chunk`) in one go, within
         `len(items)` renders' time; a Problem only when the whole chunk failed."""
@@ -88,10 +88,10 @@ class ThreadBackend:
         return await self._run(work, Budget.of(deadline, self.limit))
 
     async def render_chunk(self, docx: bytes, items: list[dict[str, Any]],
-                           options: RenderOptions, max_pages: float, pages_per_item: float,
+                           options: RenderOptions, max_pages: float,
                            deadline: Deadline) -> ChunkResult:
         work = functools.partial(render_chunk, self._renderer, docx, items, options,
-                                 max_pages, pages_per_item)
+                                 max_pages)
         return await self._run(work, Budget.of(deadline, self.limit * len(items)))
 
     async def _run(self, work: Callable[[], T], allowed: Budget) -> T:

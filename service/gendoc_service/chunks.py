@@ -30,8 +30,8 @@ from .rendering import Renderer, RenderOptions, _Template
 
 _FOOTNOTES_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
 _STORY_KINDS = ("header", "footer", "footnotes", "image")
-# A rough page of text: what the merged documents are sized by until a split
-# tells how many pages an item really has (`pages_per_item`).
+# A rough page of text or lines: merged documents are sized by an estimate, the
+# real count being known only after the conversion.
 _CHARS_PER_PAGE = 3000
 _LINES_PER_PAGE = 45  # every paragraph (table cells' too) takes at least a line
 _TAG = re.compile(rb"<[^>]+>")
@@ -194,10 +194,9 @@ def estimated_pages(body: bytes) -> float:
 
 
 def render_chunk(renderer: Renderer, template: bytes, items: list[dict[str, Any]],
-                 options: RenderOptions, max_pages: float,
-                 pages_per_item: float = 0.0) -> ChunkResult:
+                 options: RenderOptions, max_pages: float) -> ChunkResult:
     """Render `items` with one loaded `template` and merge them into documents of about
-    `max_pages` pages (`pages_per_item`: what earlier splits measured, 0 if unknown)."""
+    `max_pages` estimated pages."""
     result = ChunkResult()
     tpl = _Reused(template)
     base: dict[str, bytes] | None = None
@@ -223,7 +222,7 @@ def render_chunk(renderer: Renderer, template: bytes, items: list[dict[str, Any]
             continue
         if base is None:
             base = parts
-        item_pages = pages_per_item or estimated_pages(parts[merging.DOCUMENT])
+        item_pages = estimated_pages(parts[merging.DOCUMENT])
         item_bytes = sum(len(data) for data in parts.values()) if group else 0
         if group and (pages + item_pages > max_pages or size + item_bytes > MAX_MERGED_BYTES):
             result.merged.append(_merge(base, group))

@@ -243,7 +243,7 @@ async def _render_merged(services: Services, batch: RenderedBatch, deadline: Dea
         try:
             result = await services.backend.render_chunk(
                 batch.template, [batch.items[i] for i in indices], batch.options,
-                settings.batch_merge_pages, 0.0, deadline)
+                settings.batch_merge_pages, deadline)
         except Problem as problem:
             # The chunk as a whole hit a limit: each item again alone, so that only
             # the one at fault fails.

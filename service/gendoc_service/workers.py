@@ -64,7 +64,6 @@ class ChunkJob:
     items: list[dict[str, Any]]
     options: RenderOptions
     max_pages: float
-    pages_per_item: float
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def _render_reply(renderer: Any, job: Job | ChunkJob,
             from .chunks import render_chunk
 
             return Reply(chunk=render_chunk(renderer, job.docx, job.items, job.options,
-                                            job.max_pages, job.pages_per_item))
+                                            job.max_pages))
         return Reply(renderer.render(job.docx, job.data, job.options))
     except errors.Problem as problem:
         return Reply.of(problem)
@@ -243,9 +242,9 @@ class ProcessBackend:
         return (await self._call(Job(docx, data, options), deadline, 1)).document
 
     async def render_chunk(self, docx: bytes, items: list[dict[str, Any]],
-                           options: RenderOptions, max_pages: float, pages_per_item: float,
+                           options: RenderOptions, max_pages: float,
                            deadline: Deadline) -> ChunkResult:
-        job = ChunkJob(docx, items, options, max_pages, pages_per_item)
+        job = ChunkJob(docx, items, options, max_pages)
         chunk = (await self._call(job, deadline, len(items))).chunk
         assert chunk is not None
         return chunk
