@@ -21,6 +21,7 @@ from .objects import JSON
 SERVICE_PORT = 8080  # the service's port (ServiceSettings.port)
 CONVERTER_PORT = 3000  # the converter, on localhost of the pod (ConverterSettings.port)
 STORE_DIR = "/var/lib/gendoc/templates"  # images/service/Dockerfile's GENDOC_STORE_DIR
+JOBS_DIR = "/tmp/gendoc-jobs"  # on the service-tmp emptyDir
 API_KEYS_DIR = "/etc/gendoc/api-keys"  # GENDOC_API_KEYS_FILE points into it
 RUN_AS = 10001  # the images' user (images/*/Dockerfile); set here so any image runs non-root
 
@@ -213,6 +214,10 @@ def service_container(spec: Mapping[str, Any], image: str) -> JSON:
     templates_volume, read_only = _templates_volume(spec)
     env = [
         {"name": "GENDOC_STORE_DIR", "value": STORE_DIR},
+        # Jobs, idempotency answers and the webhook outbox (without a queue URL) in
+        # the pod's /tmp: by default they go under the store directory, which a
+        # ConfigMap mounts read-only, and the service would not start.
+        {"name": "GENDOC_JOBS_DIR", "value": JOBS_DIR},
         {"name": "GENDOC_CONVERTER_URL", "value": f"http://127.0.0.1:{CONVERTER_PORT}"},
         {"name": "GENDOC_CONCURRENCY", "value": str(svc["concurrency"])},
         {"name": "GENDOC_QUEUE_CAPACITY", "value": str(svc["queueCapacity"])},

@@ -61,7 +61,7 @@ def test_pod_runs_service_and_converter_with_settings_from_the_spec() -> None:
     assert service["args"] == ["--host", "0.0.0.0", "--port", "8080"]
     assert converter["args"] == ["--host", "127.0.0.1", "--port", "3000", "--pool-size", "3"]
     assert env(service) == {
-        "GENDOC_STORE_DIR": "/var/lib/gendoc/templates",
+        "GENDOC_STORE_DIR": "/var/lib/gendoc/templates", "GENDOC_JOBS_DIR": "/tmp/gendoc-jobs",
         "GENDOC_CONVERTER_URL": "http://127.0.0.1:3000",
         "GENDOC_CONCURRENCY": "4", "GENDOC_QUEUE_CAPACITY": "10",
         "GENDOC_REQUEST_TIMEOUT": "12.5", "GENDOC_RENDER_WORKERS": "2",
