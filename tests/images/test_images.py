@@ -1,8 +1,9 @@
 """The three images: linted, their install steps are the ones CI runs, their commands work.
 
-No Docker engine runs here, so the images are not built; instead the Debian
-package lists their Dockerfiles install are the lists scripts/bootstrap.sh
-installs on this machine, and what each image then runs is run here.
+The cluster tier (tests/cluster) builds and runs them (scripts/cluster-images.sh);
+here, without Docker, their Dockerfiles are linted, the Debian package lists
+they install are the lists scripts/bootstrap.sh installs on this machine, and
+what each image then runs is run here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from conftest import REPO
 
 IMAGES = REPO / "images"
 DOCKERFILES = sorted(IMAGES.glob("*/Dockerfile"))
+COMPONENTS = [d for d in DOCKERFILES if d.parent.name not in ("base", "pause")]
 
 
 def packages(name: str) -> list[str]:
@@ -25,8 +27,10 @@ def packages(name: str) -> list[str]:
     return [w for line in text.splitlines() for w in line.split("#")[0].split()]
 
 
-def test_there_are_three_images() -> None:
-    assert [d.parent.name for d in DOCKERFILES] == ["converter", "operator", "service"]
+def test_there_are_three_images_a_shared_base_and_the_pause_image() -> None:
+    assert [d.parent.name for d in COMPONENTS] == ["converter", "operator", "service"]
+    assert [d.parent.name for d in DOCKERFILES] == [
+        "base", "converter", "operator", "pause", "service"]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
@@ -37,15 +41,25 @@ def test_dockerfile_lints_clean(dockerfile: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
-def test_dockerfile_is_multi_stage_non_root_and_copies_what_exists(dockerfile: Path) -> None:
+@pytest.mark.parametrize("dockerfile", COMPONENTS, ids=lambda p: p.parent.name)
+def test_dockerfile_uses_the_shared_venv_runs_non_root_copies_what_exists(
+        dockerfile: Path) -> None:
+    """The venv is built once, in images/base; each image takes it from there."""
     text = dockerfile.read_text()
-    assert len(re.findall(r"^FROM ", text, re.M)) >= 2
+    assert re.search(r"^FROM \$\{BASE\}", text, re.M)
+    assert "pip install" not in text
     final = text.rsplit("\nFROM ", 1)[1]
     assert re.search(r"^USER 10001:10001$", final, re.M)
     for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):
         for source in line.split()[:-1]:
             assert (REPO / source).exists(), source
+
+
+def test_the_base_builds_the_venv_from_the_wheelhouse_alone() -> None:
+    text = (IMAGES / "base" / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, re.M)) == 2  # the wheels stay in the first stage
+    assert "--no-index --find-links /tmp/wheels" in text
+    assert re.search(r"^USER 10001:10001$", text.rsplit("\nFROM ", 1)[1], re.M)
 
 
 def test_converter_packages_are_installed_here() -> None:

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Builds the three gendoc images (service, converter, operator) and the pause
+# image the cluster tier (tests/cluster) runs, with Debian's docker.io, from
+# nothing but Debian's packages and PyPI: no image registry is reachable here.
+#
+#   1. gendoc-debian:bookworm  mmdebstrap minbase + python3 (images/python-packages.txt),
+#                              imported with `docker import`
+#   2. a wheelhouse            `pip wheel` of gendoc[operator] on the host (pip inside a
+#                              build cannot verify the index's TLS here)
+#   3. gendoc-base:<hash>      images/base/Dockerfile: the venv every image shares
+#   4. gendoc-{service,converter,operator}:<hash>, gendoc-pause:<hash>
+#
+# Every image is tagged with a hash of its inputs and built only when no image
+# of that tag exists, so a warm machine returns in seconds. Each image is also
+# saved as a tar under the cache for `ctr images import`. Installs docker.io,
+# mmdebstrap and the node's Debian packages if missing and starts dockerd if
+# nothing runs it (this machine kind has no systemd).
+#
+# The LAST line on stdout is a JSON object: {"registry", "tag", "pause", "tars"}.
+#   IMAGES=$(scripts/cluster-images.sh | tail -1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+
+CACHE_ROOT="${GENDOC_CACHE:-$HOME/.cache/gendoc}"
+OUT="$CACHE_ROOT/images"
+mkdir -p "$OUT"
+log() { printf 'cluster-images: %s\n' "$*" >&2; }
+
+# One builder at a time (several test sessions may call this script).
+exec 9>"$OUT/.lock"
+if ! flock -n 9; then
+  log "another cluster-images.sh is building; waiting for it"
+  flock 9
+fi
+
+bash scripts/k8s-node-deps.sh >&2
+# The legacy builder: Debian's docker.io has no buildx plugin. Build steps use
+# the host's network (dockerd runs without a bridge, see k8s-node-deps.sh).
+export DOCKER_BUILDKIT=0
+BUILD=(docker build -q --network host --pull=false)
+
+hash_of() { # FILE... -> sha256 over names and contents, 12 hex digits
+  local f
+  for f in "$@"; do
+    case $f in /dev/fd/*) ;; *) printf '%s\n' "$f" ;; esac # <(...) names vary
+    cat "$f"
+  done | sha256sum | cut -c1-12
+}
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# ---- 1. the Debian base ----------------------------------------------------------
+# minbase: apt, dpkg, passwd (useradd) and little else; the host's mirror.
+include=$(sed -e 's/#.*//' images/python-packages.txt | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+MMDEBSTRAP=(mmdebstrap --quiet --variant=minbase --include="$include" --format=tar bookworm -
+  /etc/apt/sources.list.d/debian.sources)
+debian_hash=$(hash_of <(echo "${MMDEBSTRAP[*]}"))
+DEBIAN="gendoc-debian:bookworm-$debian_hash"
+if ! have_image "$DEBIAN"; then
+  log "making $DEBIAN with mmdebstrap (about 30 s)"
+  "${MMDEBSTRAP[@]}" | docker import - "$DEBIAN" >/dev/null
+fi
+
+# ---- 2. the wheelhouse -----------------------------------------------------------
+# Inputs: the project's metadata and every file a wheel of it holds.
+mapfile -t sources < <(git ls-files pyproject.toml src service converter_sidecar operator |
+  grep -v '/tests/' | sort)
+wheel_hash=$(hash_of "${sources[@]}")
+WHEELS="$OUT/wheels-$wheel_hash"
+if [ ! -f "$WHEELS/.complete" ]; then
+  log "building the wheelhouse $WHEELS"
+  rm -rf "$WHEELS" "$WHEELS.tmp"
+  src="$(mktemp -d "${TMPDIR:-/tmp}/gendoc-src.XXXXXX")"
+  git ls-files -z pyproject.toml src service converter_sidecar operator |
+    tar --null -T - -cf - | tar -xf - -C "$src"
+  nice "$REPO/.venv/bin/python" -m pip wheel -q --wheel-dir "$WHEELS.tmp" "$src[operator]"
+  rm -rf "$src"
+  touch "$WHEELS.tmp/.complete"
+  mv "$WHEELS.tmp" "$WHEELS"
+  find "$OUT" -maxdepth 1 -name 'wheels-*' ! -name "wheels-$wheel_hash" -exec rm -rf {} +
+fi
+
+# ---- 3./4. the images ------------------------------------------------------------
+# A build context of its own: the Dockerfiles' repository paths plus wheels/.
+CTX="$(mktemp -d "${TMPDIR:-/tmp}/gendoc-ctx.XXXXXX")"
+trap 'rm -rf "$CTX"' EXIT
+mkdir -p "$CTX/images"
+cp -r images/. "$CTX/images/"
+cp -al "$WHEELS" "$CTX/wheels" 2>/dev/null || cp -r "$WHEELS" "$CTX/wheels"
+
+declare -A REF
+build() { # NAME TAG-HASH BUILD-ARGS...
+  local name=$1 h=$2; shift 2
+  local ref="gendoc-$name:$h"
+  if ! have_image "$ref"; then
+    log "building $ref"
+    local t0=$SECONDS
+    nice "${BUILD[@]}" -t "$ref" -f "$CTX/images/$name/Dockerfile" "$@" "$CTX" >/dev/null
+    log "built $ref in $((SECONDS - t0))s"
+  fi
+  REF[$name]=$ref
+}
+
+build base "$(hash_of images/base/Dockerfile <(echo "$DEBIAN $wheel_hash"))" \
+  --build-arg "DEBIAN=$DEBIAN"
+base_args=(--build-arg "DEBIAN=$DEBIAN" --build-arg "BASE=${REF[base]}")
+build service "$(hash_of images/service/Dockerfile <(echo "${REF[base]}"))" "${base_args[@]}"
+build operator "$(hash_of images/operator/Dockerfile <(echo "${REF[base]}"))" "${base_args[@]}"
+build converter "$(hash_of images/converter/Dockerfile images/converter/packages.txt \
+  images/install-debian-packages.sh <(echo "${REF[base]}"))" "${base_args[@]}"
+
+# The pod sandbox's pause image: no registry to pull one from, so a static Go
+# program that sleeps until signalled, in an image FROM scratch.
+pause_hash=$(hash_of images/pause/Dockerfile images/pause/pause.go)
+if ! have_image "gendoc-pause:$pause_hash"; then
+  (cd images/pause && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags="-s -w" \
+    -o "$CTX/images/pause/pause" pause.go)
+fi
+build pause "$pause_hash"
+
+# ---- one tag for the three, tars for containerd ------------------------------------
+# The chart names all three images with one tag (images.tag): a hash of the three.
+TAG=$(printf '%s\n' "${REF[service]}" "${REF[converter]}" "${REF[operator]}" | sha256sum | cut -c1-12)
+refs=("${REF[pause]}")
+for name in service converter operator; do
+  docker tag "${REF[$name]}" "gendoc-$name:$TAG"
+  refs+=("gendoc-$name:$TAG")
+done
+tars=()
+for ref in "${refs[@]}"; do
+  tar="$OUT/${ref/:/-}.tar"
+  if [ ! -f "$tar" ]; then
+    log "saving $ref"
+    docker save "$ref" >"$tar.tmp"
+    mv "$tar.tmp" "$tar"
+  fi
+  tars+=("\"$tar\"")
+done
+# Images and tars of superseded builds only take space.
+docker images --format '{{.Repository}}:{{.Tag}}' | grep '^gendoc-' | while read -r ref; do
+  case " ${refs[*]} ${REF[*]} $DEBIAN " in *" $ref "*) ;; *) docker rmi "$ref" >/dev/null || true ;; esac
+done
+find "$OUT" -maxdepth 1 -name 'gendoc-*.tar' | while read -r f; do
+  case " ${tars[*]} " in *"\"$f\""*) ;; *) rm -f "$f" ;; esac
+done
+# Images a locally imported tar names without a registry are docker.io/library/'s.
+printf '{"registry": "docker.io/library", "tag": "%s", "pause": "docker.io/library/%s", "tars": [%s]}\n' \
+  "$TAG" "${REF[pause]}" "$(IFS=,; echo "${tars[*]}")"
