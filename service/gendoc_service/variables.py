@@ -153,14 +153,25 @@ def _path_of(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> Path | 
         return (node.name,)
     if isinstance(node, nodes.Getattr):
         base = _path_of(node.node, scope, found)
-        return (*base, node.attr) if base is not None else None
+        return _then(base, node.attr, found)
     if isinstance(node, nodes.Getitem):
         base = _path_of(node.node, scope, found)
         if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            return (*base, node.arg.value) if base is not None else None
+            return _then(base, node.arg.value, found)
         _walk(node.arg, scope, found)
         return (*base, ITEM) if base is not None else None
     return None
+
+
+def _then(base: Path | None, name: str, found: dict[Path, None]) -> Path | None:
+    """`base.name`. A dunder name is no data (the sandbox refuses it at render time):
+    what holds it is read (`customer.__class__` reads `customer`), and nothing below it
+    is a data path."""
+    if base is not None and name.startswith("__"):
+        if base:
+            found.setdefault(base, None)
+        return None
+    return (*base, name) if base is not None else None
 
 
 def _use(node: nodes.Node, scope: Scope, found: dict[Path, None]) -> bool:

@@ -32,6 +32,9 @@ def tree(source: str) -> dict:
         ("{% if a is defined %}{{ a.b }}{% endif %}", {"a": {"b": None}}),
         ("{{ rows[0].x }}", {"rows": [{"x": None}]}),
         ("{% for r in rows|sort(attribute='n') %}{{ r.n }}{% endfor %}", {"rows": [{"n": None}]}),
+        # Dunder names are refused by the sandbox, not data the template asks for.
+        ("{{ customer.__class__ }} {{ customer.name }}", {"customer": {"name": None}}),
+        ("{{ c['__dict__'].x }}", {"c": None}),
     ],
 )
 def test_nested_variables(source: str, expected: dict) -> None:
