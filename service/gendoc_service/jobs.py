@@ -43,7 +43,7 @@ from .batch import BatchRequest
 from .errors import Problem, QueueUnavailable, StoreUnavailable
 from .payloads import safe_filename
 from .queue import FINAL, FINALIZE, JobQueue, JobRecord, Outcome, Task, open_queue, retriable
-from .results import ResultStore, item_key, open_results, result_key
+from .results import Entry, ResultStore, item_key, open_results, result_key
 
 if TYPE_CHECKING:
     from .services import Services
@@ -221,16 +221,18 @@ class Jobs:
                       extension: str = "") -> None:
         """Store each document, then write the outcomes; retry what deserves it."""
         written: list[tuple[Task, Outcome]] = []
+        documents: list[Entry] = []
         for task, answer in zip(tasks, answers, strict=True):
             if isinstance(answer, bytes):
-                key = item_key(task.job, task.index, extension)
-                await to_thread.run_sync(self.results.put, key, answer,
-                                         MEDIA_TYPES[extension], f"{task.index}.{extension}")
+                documents.append((item_key(task.job, task.index, extension), answer,
+                                  MEDIA_TYPES[extension], f"{task.index}.{extension}"))
                 written.append((task, Outcome(size=len(answer), extension=extension)))
             elif retriable(answer):
                 await self.queue.retry(task, answer)
             else:
                 written.append((task, Outcome.failed(answer, task.index)))
+        if documents:  # stored before any outcome says they are
+            await to_thread.run_sync(self.results.put_many, documents)
         if written:
             await self.queue.record(written)
 

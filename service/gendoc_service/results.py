@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -42,8 +43,14 @@ def result_key(job_id: str, extension: str) -> str:
     return f"{job_id}/result.{extension}"
 
 
+Entry = tuple[str, bytes, str, str]  # key, data, media type, file name
+
+
 class ResultStore(Protocol):
     def put(self, key: str, data: bytes, media_type: str, filename: str) -> None: ...
+
+    def put_many(self, entries: list[Entry]) -> None:
+        """Store several (a chunk's items) at once: durable when it returns."""
 
     def put_file(self, key: str, path: Path, media_type: str, filename: str) -> None:
         """Store a file written in `scratch()` (a large zip), without reading it into memory."""
@@ -93,6 +100,29 @@ class DirectoryResults:
             atomic_write(path, data)
         except OSError as exc:
             raise _unavailable(exc, "written") from None
+
+    def put_many(self, entries: list[Entry]) -> None:
+        """Every file written first, then each flushed and renamed into place: the disk
+        commits its journal once for most of them, where one fsync per write costs
+        a journal commit each (measured: a 10,000-item job spent minutes in them)."""
+        written: list[tuple[int, str, Path]] = []
+        try:
+            for key, data, _, _ in entries:
+                path = self._path(key)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+                written.append((fd, tmp, path))
+                with os.fdopen(fd, "wb", closefd=False) as fh:
+                    fh.write(data)
+            for fd, tmp, path in written:
+                os.fsync(fd)
+                os.replace(tmp, path)
+        except OSError as exc:
+            raise _unavailable(exc, "written") from None
+        finally:
+            for fd, tmp, _ in written:
+                os.close(fd)
+                Path(tmp).unlink(missing_ok=True)
 
     def put_file(self, key: str, path: Path, media_type: str, filename: str) -> None:
         target = self._path(key)

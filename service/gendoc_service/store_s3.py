@@ -502,6 +502,10 @@ class S3Results:
         except (BotoCoreError, ClientError) as exc:
             raise _unavailable(exc) from None
 
+    def put_many(self, entries: list[tuple[str, bytes, str, str]]) -> None:
+        for result_id, data, media_type, filename in entries:
+            self.put(result_id, data, media_type, filename)
+
     def put_file(self, result_id: str, path: Path, media_type: str, filename: str) -> None:
         """Upload a file (in parts when large: boto's managed transfer), then remove it."""
         try:
