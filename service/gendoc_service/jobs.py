@@ -54,12 +54,16 @@ log = logging.getLogger(__name__)
 MEDIA_TYPES = {"pdf": "application/pdf", "zip": "application/zip",
                "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 FinishedHook = Callable[[JobRecord], Awaitable[None]]
+# Called with the job's id, spec and the outcomes just written (a redelivered item's
+# may come again): the webhook sender's per-item events.
+ItemsHook = Callable[[str, dict[str, Any], list[tuple[int, Outcome]]], Awaitable[None]]
 
 
 class Webhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str
+    items: bool = False  # also an event per item as it is done (job.item.succeeded|failed)
 
 
 class JobRequest(BatchRequest):
@@ -96,6 +100,7 @@ class Jobs:
         # Called once per job that finished (succeeded, failed or cancelled), with its
         # record; the webhook sender appends itself here. A hook's error is logged.
         self.on_finished: list[FinishedHook] = []
+        self.on_items: list[ItemsHook] = []
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -200,7 +205,7 @@ class Jobs:
             options = await includes.with_includes(services, spec["template"], template,
                                                    asked.options(self.settings))
         except Problem as problem:
-            await self._answer(tasks, [problem] * len(tasks))
+            await self._answer(tasks, [problem] * len(tasks), spec=spec)
             return
         # A chunk has a synchronous request's time: its documents wait for the same workers.
         deadline = Deadline.after(self.settings.request_timeout)
@@ -215,10 +220,10 @@ class Jobs:
                 if isinstance(answer, Problem):
                     answer.extensions["item"] = tasks[i].index
                 answers.append(answer)
-        await self._answer(tasks, answers, spec["format"])
+        await self._answer(tasks, answers, spec["format"], spec=spec)
 
     async def _answer(self, tasks: list[Task], answers: list[bytes | Problem],
-                      extension: str = "") -> None:
+                      extension: str = "", *, spec: dict[str, Any]) -> None:
         """Store each document, then write the outcomes; retry what deserves it."""
         written: list[tuple[Task, Outcome]] = []
         documents: list[Entry] = []
@@ -235,6 +240,11 @@ class Jobs:
             await to_thread.run_sync(self.results.put_many, documents)
         if written:
             await self.queue.record(written)
+            for hook in self.on_items:
+                try:
+                    await hook(tasks[0].job, spec, [(t.index, o) for t, o in written])
+                except Exception:
+                    log.exception("an items hook failed for job %s", tasks[0].job)
 
     # -- finishing -----------------------------------------------------------------
     async def _finalize(self, task: Task) -> None:

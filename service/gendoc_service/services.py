@@ -79,6 +79,7 @@ class Services:
                                  open_outbox(settings.queue_url, settings.jobs_path()),
                                  jobs.queue.add_delivery)  # every attempt on the job
         jobs.on_finished.append(webhooks.job_finished)
+        jobs.on_items.append(webhooks.items_done)
         return cls(
             settings=settings,
             metrics=metrics,

@@ -42,6 +42,7 @@ from .outbox import Outbox, Pending
 
 if TYPE_CHECKING:
     from .queue import JobQueue, JobRecord
+    from .queue import Outcome as ItemOutcome
     from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -419,6 +420,24 @@ class WebhookSender:
             return False
         return await self._keep(Pending(f"msg_{record.id}", record.id, webhook["url"],
                                         event_body(f"job.{record.status}", record.public())))
+
+    async def items_done(self, job_id: str, spec: dict[str, Any],
+                         outcomes: list[tuple[int, ItemOutcome]]) -> None:
+        """The jobs' items hook: with `"webhook": {"url", "items": true}`, an event per
+        item (`job.item.succeeded` or `job.item.failed`), webhook-id `msg_<job>_<index>`:
+        an item delivered twice by the queue still makes one event while it waits."""
+        webhook = spec.get("webhook") or {}
+        if not webhook.get("items"):
+            return
+        for index, outcome in outcomes:
+            data: dict[str, Any] = {"job": job_id, "index": index}
+            if outcome.ok:
+                data |= {"url": f"/v1/jobs/{job_id}/items/{index}", "size": outcome.size}
+            else:
+                data["problem"] = outcome.problem
+            kind = "succeeded" if outcome.ok else "failed"
+            await self._keep(Pending(f"msg_{job_id}_{index}", job_id, webhook["url"],
+                                     event_body(f"job.item.{kind}", data)))
 
     async def recover(self, queue: JobQueue) -> int:
         """Announce again the finished jobs whose event never reached the outbox (their

@@ -56,7 +56,7 @@ def test_a_finished_job_is_delivered_again_until_the_receiver_takes_it(
                 name = store_template(c, "Item {{ n }}")
                 job = submit(c, name, [{"n": i} for i in range(3)],
                              webhook={"url": rx.url})
-                assert job["webhook"] == {"url": rx.url}
+                assert job["webhook"] == {"url": rx.url, "items": False}
                 final = wait_final(c, job["id"])
                 assert final["status"] == "succeeded"
                 attempts = deliveries(c, job["id"], 4)
@@ -118,3 +118,28 @@ def test_retries_survive_a_restart_of_the_service(
                 server.stop()
     assert [a["status"] for a in attempts] == [503, 200]
     assert [r.headers["webhook-id"] for r in rx.received] == [attempts[0]["webhook_id"]] * 2
+
+
+def test_an_event_per_item_when_asked(tmp_path: Path) -> None:
+    with running_receiver(204) as rx:
+        server = start_service(tmp_path, env=service_env(rx, {}))
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as c:
+                name = store_template(c, "Item {{ n.m }}")
+                # Item 1 lacks n.m under strict mode: it fails alone, with its problem.
+                job = submit(c, name, [{"n": {"m": 0}}, {"n": {}}, {"n": {"m": 2}}],
+                             strict=True, webhook={"url": rx.url, "items": True})
+                wait_final(c, job["id"])
+                deliveries(c, job["id"], 4)
+        finally:
+            server.stop()
+    events = {r.headers["webhook-id"]: Webhook(SECRET).verify(r.body, r.headers)
+              for r in rx.received}
+    jid = job["id"]
+    assert set(events) == {f"msg_{jid}", f"msg_{jid}_0", f"msg_{jid}_1", f"msg_{jid}_2"}
+    assert events[f"msg_{jid}_0"]["type"] == "job.item.succeeded"
+    assert events[f"msg_{jid}_0"]["data"]["url"] == f"/v1/jobs/{jid}/items/0"
+    failed = events[f"msg_{jid}_1"]
+    assert failed["type"] == "job.item.failed"
+    assert failed["data"]["problem"]["type"].endswith("/undefined-variables")
+    assert events[f"msg_{jid}"]["type"] == "job.succeeded"
