@@ -106,7 +106,8 @@ def finish(pdf: bytes, finishing: Finishing, font: Path) -> bytes:
 
 # -- watermark ---------------------------------------------------------------------------
 
-_ARTIFACT = b"/Artifact <</Type /Pagination /Subtype /Watermark>> BDC q /%s Do Q EMC\n"
+_ARTIFACT = ("/Artifact <</Type /Pagination /Subtype /Watermark>> BDC "
+             "q 1 0 0 1 {x:g} {y:g} cm {name} Do Q EMC\n")
 
 
 def _watermark(doc: pikepdf.Pdf, watermark: Watermark, font: Path) -> None:
@@ -118,15 +119,12 @@ def _watermark(doc: pikepdf.Pdf, watermark: Watermark, font: Path) -> None:
         size = (round(float(box[2]) - x0, 2), round(float(box[3]) - y0, 2))
         if size not in forms:
             forms[size] = _overlay(doc, watermark, font, *size)
-        form = forms[size]
-        if (x0, y0) != (0.0, 0.0):
-            form = doc.make_indirect(pikepdf.Stream(doc, form.read_bytes(), dict(form.items())))
-            form.Matrix = pikepdf.Array([1, 0, 0, 1, x0, y0])
-        name = page.add_resource(form, pikepdf.Name.XObject, prefix="GdWm")
+        name = page.add_resource(forms[size], pikepdf.Name.XObject, prefix="GdWm")
         # The page's own content in q..Q, so that a state it leaves set cannot
-        # move or recolour the watermark drawn after it.
+        # move or recolour the watermark drawn after it (moved to the box's corner).
         page.contents_add(pikepdf.Stream(doc, b"q\n"), prepend=True)
-        page.contents_add(pikepdf.Stream(doc, b"Q\n" + _ARTIFACT % str(name)[1:].encode()))
+        drawing = "Q\n" + _ARTIFACT.format(x=x0, y=y0, name=name)
+        page.contents_add(pikepdf.Stream(doc, drawing.encode()))
 
 
 def _overlay(doc: pikepdf.Pdf, watermark: Watermark, font: Path, width: float,

@@ -197,3 +197,18 @@ def test_pdfua_gets_a_title_when_the_document_has_none() -> None:
     titled = finish(_pages(1), Finishing(metadata=Metadata(title="Own"), pdfua=True,
                                          title_fallback="invoice-42"), FONT)
     assert xmp_and_info(titled)[1]["/Title"] == "Own"
+
+
+def test_watermark_follows_a_media_box_away_from_the_origin() -> None:
+    moved = io.BytesIO()
+    with pikepdf.open(io.BytesIO(_pages(1))) as doc:
+        x1, y1 = float(doc.pages[0].mediabox[2]), float(doc.pages[0].mediabox[3])
+        doc.pages[0].MediaBox = pikepdf.Array([100, 200, x1 + 100, y1 + 200])
+        doc.save(moved)
+    out = finish(moved.getvalue(), Finishing(watermark=Watermark("MOVED")), FONT)
+    with pikepdf.open(io.BytesIO(out)) as doc:
+        page = doc.pages[0]
+        assert b"1 0 0 1 100 200 cm /GdWm" in page.Contents[-1].read_bytes()
+        form = next(iter(page.Resources.XObject.values()))
+        assert [float(v) for v in form.BBox] == [0, 0, pytest.approx(x1), pytest.approx(y1)]
+    assert "MOVED" in page_texts(out)[0]
