@@ -15,6 +15,7 @@ import pytest
 from batch.templates import REPORT_ITEMS, even_odd, lines_data, report, with_annex
 from conftest import CORPUS, EXAMPLES, corpus_cases
 from converter.converter_support import start_converter
+from docx_helpers import make_docx
 from gendoc_service import chunks, merging, splitting
 from gendoc_service.rendering import Renderer, RenderOptions
 from pypdf import PdfReader
@@ -46,10 +47,12 @@ def pages(pdf: bytes) -> list[str]:
 
 
 def check_equivalent(client: httpx.Client, template: bytes, items: list[dict[str, Any]],
-                     max_pages: float = 50) -> chunks.ChunkResult:
+                     max_pages: float = 50,
+                     options: RenderOptions | None = None) -> chunks.ChunkResult:
     """Convert `items` merged and alone; every merged item's pages must match."""
     renderer = Renderer(16 << 20)
-    result = chunks.render_chunk(renderer, template, items, RenderOptions(), max_pages)
+    options = options or RenderOptions()
+    result = chunks.render_chunk(renderer, template, items, options, max_pages)
     assert not result.problems
     merged_pdfs: dict[int, bytes] = {}
     for document in result.merged:
@@ -59,7 +62,7 @@ def check_equivalent(client: httpx.Client, template: bytes, items: list[dict[str
             merged_pdfs[i] = item_pdf
     assert sorted([*merged_pdfs, *result.alone]) == list(range(len(items)))
     for i, data in enumerate(items):
-        alone = pages(convert(client, renderer.render(template, data)))
+        alone = pages(convert(client, renderer.render(template, data, options)))
         got = pages(merged_pdfs[i]) if i in merged_pdfs else pages(convert(client,
                                                                             result.alone[i]))
         assert len(got) == len(alone), f"item {i}: {len(got)} pages, alone {len(alone)}"
@@ -99,6 +102,15 @@ def test_even_and_odd_headers_over_items_of_odd_and_even_length(
 
 def test_a_template_of_two_sections_with_a_list_through_both(converter: httpx.Client) -> None:
     result = check_equivalent(converter, with_annex(), lines_data([3, 60, 3]))
+    assert not result.alone
+
+
+def test_a_sub_template_included_in_every_item(converter: httpx.Client) -> None:
+    main = make_docx("Main {{ who }}", "{{p include('part') }}", "End {{ who }}",
+                     header="Header {{ who }}")
+    part = make_docx("Included for {{ who }}", "Second line for {{ who }}")
+    result = check_equivalent(converter, main, [{"who": f"W{i}"} for i in range(3)],
+                              options=RenderOptions(includes={"part": part}))
     assert not result.alone
 
 
