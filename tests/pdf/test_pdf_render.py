@@ -199,3 +199,30 @@ def test_pdfua_of_a_document_without_a_title(client: httpx.Client, tmp_path: Pat
     assert pdf.status_code == 200, pdf.text
     assert verapdf({"ua": pdf.content}, "ua1", tmp_path) == {"ua": "PASS"}
     assert xmp_and_info(pdf.content)[0]["dc:title"] == name
+
+
+def test_pdf_options_on_a_job(client: httpx.Client, tmp_path: Path) -> None:
+    """POST /v1/jobs takes the same `pdf` object: PDF/A items checked by veraPDF,
+    watermarked, with their metadata; an encrypted merged result is refused."""
+    from jobs.jobs_support import result_zip, submit, wait_final
+
+    template = _template(client)
+    items = [{"number": n, "name": f"J{n}"} for n in (1, 2)]
+    job = submit(client, template, items, format="pdf", pdf={
+        "standard": "PDF/A-3b", "watermark": {"text": "JOBMARK"},
+        "metadata": {"title": "Job letter"}})
+    final = wait_final(client, job["id"])
+    assert final["status"] == "succeeded", final
+    archive = result_zip(client, job["id"])
+    pdfs = {f"item{i}": archive.read(name) for i, name in enumerate(sorted(archive.namelist()))}
+    assert len(pdfs) == 2
+    assert verapdf(pdfs, "3b", tmp_path) == {"item0": "PASS", "item1": "PASS"}
+    for n, pdf in zip((1, 2), pdfs.values(), strict=True):
+        texts = page_texts(pdf)
+        assert all("JOBMARK" in t for t in texts) and f"Letter{n}page1forJ{n}" in squeezed(
+            texts[0])
+        assert xmp_and_info(pdf)[0]["dc:title"] == "Job letter"
+    refused = client.post("/v1/jobs", json={"template": template, "items": items,
+                                            "format": "pdf", "merge": True,
+                                            "pdf": {"password": {"user": "x"}}})
+    assert refused.status_code == 422, refused.text
