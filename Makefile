@@ -20,7 +20,7 @@ test: bootstrap
 	@bash scripts/test.sh
 
 test-unit: bootstrap
-	$(PY) -m pytest -q tests -m "not libreoffice and not kubernetes"
+	$(PY) -m pytest -q tests -m "not libreoffice and not kubernetes and not cluster"
 
 ## The README's picture of the playground, taken by its browser test (tests/ui).
 playground-screenshot: bootstrap

@@ -62,31 +62,43 @@ if ! have_image "$DEBIAN"; then
 fi
 
 # ---- 2. the wheelhouse -----------------------------------------------------------
-# Inputs: the project's metadata and every file a wheel of it holds.
+# Two parts, so that a change of gendoc's code rebuilds only its own wheel and
+# the image layer that installs it: the dependencies (keyed by pyproject.toml)
+# and gendoc's wheel (keyed by every file it holds).
 mapfile -t sources < <(git ls-files pyproject.toml src service converter_sidecar operator |
   grep -v '/tests/' | sort)
 wheel_hash=$(hash_of "${sources[@]}")
-WHEELS="$OUT/wheels-$wheel_hash"
-if [ ! -f "$WHEELS/.complete" ]; then
-  log "building the wheelhouse $WHEELS"
-  rm -rf "$WHEELS" "$WHEELS.tmp"
+deps_hash=$(hash_of pyproject.toml)
+DEPS="$OUT/deps-$deps_hash" GENDOC="$OUT/gendoc-$wheel_hash"
+wheels() { # DIR PIP-WHEEL-ARGS...: build into DIR.tmp, then rename (an interrupted run retries)
+  local dir=$1; shift
+  [ -f "$dir/.complete" ] && return 0
+  log "building $dir"
+  rm -rf "$dir" "$dir.tmp"
+  local src
   src="$(mktemp -d "${TMPDIR:-/tmp}/gendoc-src.XXXXXX")"
   git ls-files -z pyproject.toml src service converter_sidecar operator |
     tar --null -T - -cf - | tar -xf - -C "$src"
-  nice "$REPO/.venv/bin/python" -m pip wheel -q --wheel-dir "$WHEELS.tmp" "$src[operator]"
+  nice "$REPO/.venv/bin/python" -m pip wheel -q --wheel-dir "$dir.tmp" "$@" "$src[operator]"
   rm -rf "$src"
-  touch "$WHEELS.tmp/.complete"
-  mv "$WHEELS.tmp" "$WHEELS"
-  find "$OUT" -maxdepth 1 -name 'wheels-*' ! -name "wheels-$wheel_hash" -exec rm -rf {} +
-fi
+  touch "$dir.tmp/.complete"
+  mv "$dir.tmp" "$dir"
+}
+wheels "$DEPS"
+rm -f "$DEPS"/gendoc-*.whl
+wheels "$GENDOC" --no-deps
+find "$OUT" -maxdepth 1 -type d \( -name 'deps-*' ! -name "deps-$deps_hash" -o \
+  -name 'gendoc-*' ! -name "gendoc-$wheel_hash" -o -name 'wheels-*' \) -exec rm -rf {} +
 
 # ---- 3./4. the images ------------------------------------------------------------
-# A build context of its own: the Dockerfiles' repository paths plus wheels/.
+# A build context of its own: the Dockerfiles' repository paths plus wheels/{deps,gendoc}.
 CTX="$(mktemp -d "${TMPDIR:-/tmp}/gendoc-ctx.XXXXXX")"
 trap 'rm -rf "$CTX"' EXIT
 mkdir -p "$CTX/images"
 cp -r images/. "$CTX/images/"
-cp -al "$WHEELS" "$CTX/wheels" 2>/dev/null || cp -r "$WHEELS" "$CTX/wheels"
+mkdir "$CTX/wheels"
+cp -r "$DEPS" "$CTX/wheels/deps"
+cp -r "$GENDOC" "$CTX/wheels/gendoc"
 
 declare -A REF
 build() { # NAME TAG-HASH BUILD-ARGS...
@@ -101,7 +113,7 @@ build() { # NAME TAG-HASH BUILD-ARGS...
   REF[$name]=$ref
 }
 
-build base "$(hash_of images/base/Dockerfile <(echo "$DEBIAN $wheel_hash"))" \
+build base "$(hash_of images/base/Dockerfile <(echo "$DEBIAN $deps_hash $wheel_hash"))" \
   --build-arg "DEBIAN=$DEBIAN"
 base_args=(--build-arg "DEBIAN=$DEBIAN" --build-arg "BASE=${REF[base]}")
 build service "$(hash_of images/service/Dockerfile <(echo "${REF[base]}"))" "${base_args[@]}"

@@ -58,7 +58,7 @@ def test_dockerfile_uses_the_shared_venv_runs_non_root_copies_what_exists(
 def test_the_base_builds_the_venv_from_the_wheelhouse_alone() -> None:
     text = (IMAGES / "base" / "Dockerfile").read_text()
     assert len(re.findall(r"^FROM ", text, re.M)) == 2  # the wheels stay in the first stage
-    assert "--no-index --find-links /tmp/wheels" in text
+    assert "--no-index --find-links /tmp/deps" in text and "--no-deps /tmp/gendoc" in text
     assert re.search(r"^USER 10001:10001$", text.rsplit("\nFROM ", 1)[1], re.M)
 
 
