@@ -57,6 +57,7 @@ _BULLETS = ("\u2022", "\u25e6", "\u25aa")  # bullet, white bullet, small square
 _ORDERED = ("decimal", "lowerLetter", "lowerRoman")
 _TABLE_WIDTH = 9000  # twips, about the text width of an A4 or Letter page, when not known
 _EMU_PER_TWIP = 635
+_MAX_LIST_START = 32767  # the highest start Word offers for a numbered list
 
 
 def sanitize(html: str) -> str:
@@ -244,8 +245,7 @@ class _Writer:
 
     def list_items(self, element: etree._Element, place: _Place) -> Iterator[etree._Element]:
         level = min(place.level + 1, MAX_LIST_LEVEL)
-        start = element.get("start", "1")
-        num_id = self.numbering(element.tag == "ol", int(start) if start.isdigit() else 1, level)
+        num_id = self.numbering(element.tag == "ol", list_start(element.get("start", "")), level)
         style = self.style_id("List Paragraph")
         for item in element:
             if item.tag != "li":  # text between items is not part of the list
@@ -401,6 +401,16 @@ class _Writer:
         if not rows:
             _sub(_sub(table, "w:tr"), "w:tc").append(_element("w:p"))
         return table
+
+
+def list_start(value: str) -> int:
+    """The first number of an `ol start=...`: 1 unless ASCII digits, at most Word's highest.
+
+    str.isdigit() alone also takes "²" and other digits int() refuses, and int() refuses
+    more than 4300 digits: either made a request's markup a 500."""
+    if not (value.isascii() and value.isdigit()):
+        return 1
+    return min(int(value.lstrip("0")[:6] or "0"), _MAX_LIST_START)
 
 
 def _numbering_part(document_part: Any) -> NumberingPart:

@@ -16,7 +16,7 @@ from docx import Document
 from docx.opc.constants import RELATIONSHIP_TYPE
 from docx_helpers import make_docx
 from gendoc_service.errors import InvalidRequest
-from gendoc_service.markup import sanitize
+from gendoc_service.markup import list_start, sanitize
 from gendoc_service.rendering import Renderer
 from lxml import etree
 
@@ -240,3 +240,11 @@ def test_a_value_ending_in_a_table_ends_with_a_paragraph(renderer: Renderer) -> 
     [cell] = outer.findall(f"{W}tr/{W}tc")
     assert [c.tag for c in cell if c.tag != f"{W}tcPr"] == [f"{W}tbl", f"{W}p"]
     assert _text(cell) == "in"
+
+
+def test_list_start_takes_ascii_digits_up_to_words_highest(renderer: Renderer) -> None:
+    assert [list_start(v) for v in ("", "3", "007", "x", "-2", "²", "9" * 5000)] == [
+        1, 3, 7, 1, 1, 1, 32767]
+    # "²" passes str.isdigit() and int() refuses it: that was a 500.
+    out = renderer.render(make_docx("{{p x }}"), {"x": {"$html": '<ol start="²"><li>a</li></ol>'}})
+    assert [_text(b) for b in _body(out)] == ["a"]
