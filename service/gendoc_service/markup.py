@@ -186,13 +186,26 @@ class _Writer:
         if ordered not in kinds:
             kinds[ordered] = _add_abstract_list(numbering, ordered)
             self.tpl._gendoc_list_kinds = kinds  # one definition per kind per document
-        num_id = str(1 + max((int(n.get(qn("w:numId"))) for n in numbering.findall(qn("w:num"))),
-                             default=0))
-        num = _sub(numbering, "w:num", w_numId=num_id)
+        num_id = self._next_num_id(numbering)
+        num = _sub(numbering, "w:num", w_numId=str(num_id))
         _sub(num, "w:abstractNumId", w_val=kinds[ordered])
         override = _sub(num, "w:lvlOverride", w_ilvl=str(level))
         _sub(override, "w:startOverride", w_val=str(start))
-        return num_id
+        self.tpl._gendoc_next_num = (num, num_id + 1)
+        return str(num_id)
+
+    def _next_num_id(self, numbering: etree._Element) -> int:
+        """The id for a new w:num: one past the highest, remembered per document.
+
+        Every list is a numbering instance; finding the highest id anew for each made a
+        value of many short lists quadratic (measured: 4000 lists, 22 s). The remembered
+        id holds while our last w:num is still the part's last child (an included
+        sub-template's lists are appended by docxcompose)."""
+        known = getattr(self.tpl, "_gendoc_next_num", None)
+        if known is not None and known[0].getparent() is numbering and known[0].getnext() is None:
+            return int(known[1])
+        return 1 + max((int(n) for n in numbering.xpath("w:num/@w:numId")),
+                       default=0)
 
     # -- blocks -------------------------------------------------------------------------------
     def container(self, element: etree._Element, place: _Place) -> Iterator[etree._Element]:

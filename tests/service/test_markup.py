@@ -248,3 +248,20 @@ def test_list_start_takes_ascii_digits_up_to_words_highest(renderer: Renderer) -
     # "²" passes str.isdigit() and int() refuses it: that was a 500.
     out = renderer.render(make_docx("{{p x }}"), {"x": {"$html": '<ol start="²"><li>a</li></ol>'}})
     assert [_text(b) for b in _body(out)] == ["a"]
+
+
+def test_list_ids_are_remembered_until_another_list_lands_after_them() -> None:
+    from docxtpl import DocxTemplate
+    from gendoc_service.markup import _numbering_part, _Writer
+
+    tpl = DocxTemplate(io.BytesIO(make_docx("x")))
+    tpl.init_docx()
+    writer = _Writer(tpl)
+    first = [int(writer.numbering(True, 1, 0)) for _ in range(3)]
+    assert first == [first[0], first[0] + 1, first[0] + 2]
+    # An included sub-template's lists are appended by docxcompose: the next id is past them.
+    numbering = _numbering_part(tpl.get_docx().part).element
+    foreign = etree.SubElement(numbering, f"{W}num")
+    foreign.set(f"{W}numId", "90")
+    assert writer.numbering(False, 1, 0) == "91"
+    assert _Writer(tpl).numbering(True, 1, 0) == "92"  # another value of the same document
