@@ -152,7 +152,8 @@ def test_html_becomes_paragraphs_runs_lists_links_and_tables(client: httpx.Clien
     table = blocks[9]
     assert table.tag == f"{W}tbl" and len(table.findall(f"{W}tblGrid/{W}gridCol")) == 2
     rows = [[_text(c) for c in tr.findall(f"{W}tc")] for tr in table.findall(f"{W}tr")]
-    assert rows == [["Item", "Price"], ["Tea", "3 & 4"], ["Only", ""]]
+    assert rows == [["Item", "Price"], ["Tea", "3 & 4"], ["Only"]]
+    assert table.findall(f"{W}tr/{W}trPr/{W}gridAfter")[0].get(f"{W}val") == "1"
     assert _runs(table.find(f"{W}tr/{W}tc/{W}p")) == [("Item", {"b"})]
     # After a table the value ends with an empty paragraph (a table cell needs one).
     assert [_text(b) for b in blocks[10:]] == ["", "After"]
@@ -265,3 +266,17 @@ def test_list_ids_are_remembered_until_another_list_lands_after_them() -> None:
     foreign.set(f"{W}numId", "90")
     assert writer.numbering(False, 1, 0) == "91"
     assert _Writer(tpl).numbering(True, 1, 0) == "92"  # another value of the same document
+
+
+def test_short_rows_end_early_instead_of_being_padded(renderer: Renderer) -> None:
+    """One wide row and many short ones: as many cells as the HTML has (padding made it
+    rows x columns, 160 000 cells from 8 KB of HTML), the rest of each row left empty."""
+    html = "<table><tr>" + "<td>w</td>" * 200 + "</tr>" + "<tr><td>s</td></tr>" * 200 \
+        + "<tr></tr></table>"
+    out = renderer.render(make_docx("{{p x }}"), {"x": {"$html": html}})
+    table = _body(out)[0]
+    assert len(table.findall(f"{W}tblGrid/{W}gridCol")) == 200
+    assert len(table.findall(f".//{W}tc")) == 400
+    rows = table.findall(f"{W}tr")
+    assert len(rows) == 201  # the row without cells is left out
+    assert {r.find(f"{W}trPr/{W}gridAfter").get(f"{W}val") for r in rows[1:]} == {"199"}
