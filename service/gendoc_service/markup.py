@@ -48,6 +48,10 @@ _ATTRIBUTES = {"a": {"href"}, "ol": {"start"}}
 _URL_SCHEMES = {"http", "https", "mailto"}
 _LINK = re.compile(r"(https?://|mailto:)", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
+# Characters XML 1.0 cannot hold (control characters, lone surrogates from JSON's
+# "\ud800" escapes): lxml refuses them (a 500), so they go, as docxtpl drops them
+# from plain values.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 MAX_LIST_LEVEL = 8  # WordprocessingML numbering has levels 0-8
 _INDENT = 360  # twips of indent a list level (a quarter inch)
@@ -124,7 +128,7 @@ class Markup:
 
 def from_html(tpl: Any, html: str) -> Markup:
     """The sanitised `html` as paragraphs and tables of `tpl`'s document."""
-    clean = sanitize(html)
+    clean = sanitize(_NOT_XML.sub("", html))
     root = lxml.html.fragment_fromstring(clean or "<p></p>", create_parent="div")
     blocks = list(_Writer(tpl).container(root, _Place()))
     if not blocks or blocks[-1].tag != qn("w:p"):

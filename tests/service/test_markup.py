@@ -280,3 +280,12 @@ def test_short_rows_end_early_instead_of_being_padded(renderer: Renderer) -> Non
     rows = table.findall(f"{W}tr")
     assert len(rows) == 201  # the row without cells is left out
     assert {r.find(f"{W}trPr/{W}gridAfter").get(f"{W}val") for r in rows[1:]} == {"199"}
+
+
+def test_characters_xml_cannot_hold_are_dropped(renderer: Renderer) -> None:
+    """Control characters and lone surrogates (JSON's "\\ud800") made lxml refuse: a 500."""
+    for value, text in (({"$html": "<p>a\x0bb</p><pre>c\x08d</pre>"}, ["ab", "cd"]),
+                        ({"$markdown": "e\x01f\ud800"}, ["ef"]),
+                        ({"$html": "<a href='https://x.example/\x01'>l</a>"}, ["l"])):
+        out = renderer.render(make_docx("{{p x }}"), {"x": value})
+        assert [_text(b) for b in _body(out)] == text
