@@ -143,14 +143,22 @@ class Elector:
         renewed = self.clock()
         while True:
             await asyncio.sleep(self.retry_period)
-            try:
-                ok = await asyncio.wait_for(self._try(), timeout=self.renew_deadline)
-            except (ApiError, OSError, TimeoutError) as exc:
-                log.warning("leader election: renewing Lease %s/%s failed: %s",
-                            self.namespace, self.name, exc)
-                ok = False
+            started = self.clock()
+            # A try may take only what the deadline has left (client-go bounds the whole
+            # renewal by it): a try waiting the full deadline, started just before it,
+            # kept a leader up to twice the deadline, past the lease duration.
+            left = renewed + self.renew_deadline - started
+            ok = False
+            if left > 0:
+                try:
+                    ok = await asyncio.wait_for(self._try(), timeout=left)
+                except (ApiError, OSError, TimeoutError) as exc:
+                    log.warning("leader election: renewing Lease %s/%s failed: %s",
+                                self.namespace, self.name, exc)
             if ok:
-                renewed = self.clock()
+                # From before the write: it took effect after `started`, and the others
+                # count the lease duration from when they see it, later still.
+                renewed = started
             elif self._record is not None and self._record.holder not in ("", self.identity):
                 raise Lost(f"Lease {self.namespace}/{self.name} is held by "
                            f"{self._record.holder}")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import threading
+from typing import Any
 
 import pytest
-from gendoc_operator.lease import Record, held, may_acquire, micro_time, released
+from gendoc_operator.lease import Elector, Lost, Record, held, may_acquire, micro_time, released
+from gendoc_operator.objects import JSON
 from gendoc_operator.settings import OperatorSettings
 from pydantic import ValidationError
 
@@ -58,3 +62,36 @@ def test_the_worst_takeover_fits_in_15_seconds() -> None:
 def test_inconsistent_lease_timing_is_refused() -> None:
     with pytest.raises(ValidationError, match="lease_renew_deadline"):
         OperatorSettings(lease_duration_seconds=5, lease_renew_deadline_seconds=5)
+
+
+def test_a_renewal_that_hangs_ends_at_the_deadline_not_after_it() -> None:
+    """The API server takes a renewal and never answers: the leader stops when the renew
+    deadline (counted from its last renewal) runs out, not a whole deadline after its
+    last try began. The clock is ours: the deadline ran out while the leader slept."""
+    hung = threading.Event()
+
+    class HangingKube:
+        def read_lease(self, namespace: str, name: str) -> JSON:
+            return {"spec": {"holderIdentity": "me", "leaseDurationSeconds": 900,
+                             "renewTime": "t0"}, "metadata": {"resourceVersion": "1"}}
+
+        def write_lease(self, *_: Any) -> JSON:
+            hung.wait(300)  # set by the test once keep() is done
+            raise OSError("never answered")
+
+    # The last renewal, then each look at the clock: 0.1 s of the deadline left.
+    times = iter([0.0, 599.9, 600.1, 600.1])
+    elector = Elector(HangingKube(), namespace="ns", name="lease",  # type: ignore[arg-type]
+                      identity="me", duration=900, renew_deadline=600, retry_period=0.01,
+                      clock=lambda: next(times))
+
+    async def keep() -> None:
+        try:
+            # Not a time limit on the answer, a guard: the old code waited its try's
+            # whole deadline, 600 s of asyncio's own clock.
+            await asyncio.wait_for(elector.keep(), timeout=30)
+        finally:
+            hung.set()  # the hanging write's thread ends, so asyncio.run can
+
+    with pytest.raises(Lost, match="not renewed for 600 s"):
+        asyncio.run(keep())
