@@ -176,10 +176,18 @@ class Endpoint:
 
 
 def endpoint(url: str) -> Endpoint:
-    """Host, port (the scheme's default when absent) and, for an IP literal, its address."""
+    """Host, port (the scheme's default when absent) and, for an IP literal, its address.
+
+    ValueError for a port outside 1-65535 (validation.problems names it)."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port
+    except ValueError:  # above 65535, or not a number
+        port = -1
+    if port is not None and not 0 < port <= 65535:
+        raise ValueError(f"the port of {url} is not one of 1-65535")
+    port = port or (443 if parts.scheme == "https" else 80)
     try:
         ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
     except ValueError:

@@ -17,7 +17,7 @@ from typing import Any
 from gendoc_service.formatting import canonical_locale, check_timezone
 from kubernetes.utils.quantity import parse_quantity
 
-from .children import Images, images_for
+from .children import Images, endpoint, images_for, object_store
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ def problems(spec: Mapping[str, Any], *, defaults: Images) -> list[str]:
                 check(value)
             except ValueError as exc:
                 found.append(f"service.{field}: {exc}")
+    if (store := object_store(spec)) is not None:
+        # The CRD's url() takes any digits as a port; the NetworkPolicy needs 1-65535.
+        try:
+            endpoint(str(store["endpoint"]))
+        except ValueError as exc:
+            found.append(f"templates.objectStore.endpoint: {exc}")
     for container, rr in (spec.get("resources") or {}).items():
         requests, limits = rr.get("requests") or {}, rr.get("limits") or {}
         for resource, limit in limits.items():

@@ -47,3 +47,17 @@ def test_locale_and_timezone_the_service_would_refuse() -> None:
                      defaults=DEFAULTS)
     assert [f.split(":")[0] for f in found] == ["service.locale", "service.timezone"]
     assert "unknown locale 'xx_YY'" in found[0] and "unknown time zone" in found[1]
+
+
+def test_an_object_store_port_a_network_policy_cannot_hold_is_a_problem() -> None:
+    """The CRD's url() takes any digits as a port; building the NetworkPolicy raised."""
+    def store(url: str) -> dict[str, Any]:
+        return spec(templates={"objectStore": {"endpoint": url, "bucket": "docs",
+                                               "credentialsSecret": "s3"}})
+
+    assert problems(store("http://10.0.0.9:9000"), defaults=DEFAULTS) == []
+    assert problems(store("http://10.0.0.9:70000"), defaults=DEFAULTS) == [
+        "templates.objectStore.endpoint: the port of http://10.0.0.9:70000 is not one of "
+        "1-65535"]
+    assert problems(store("https://s3.example:0"), defaults=DEFAULTS) == [
+        "templates.objectStore.endpoint: the port of https://s3.example:0 is not one of 1-65535"]
