@@ -377,6 +377,8 @@ class _Writer:
     # -- tables -------------------------------------------------------------------------------
     def text_width(self) -> int:
         """Twips between the margins of the document's last section (where tables fit)."""
+        if not self.docx.sections:  # a body without w:sectPr (valid: the page is the default)
+            return _TABLE_WIDTH
         section = self.docx.sections[-1]
         try:
             emu = section.page_width - section.left_margin - section.right_margin

@@ -289,3 +289,16 @@ def test_characters_xml_cannot_hold_are_dropped(renderer: Renderer) -> None:
                         ({"$html": "<a href='https://x.example/\x01'>l</a>"}, ["l"])):
         out = renderer.render(make_docx("{{p x }}"), {"x": value})
         assert [_text(b) for b in _body(out)] == text
+
+
+def test_a_table_in_a_document_without_section_properties(renderer: Renderer) -> None:
+    """A body without w:sectPr is valid (default page); the table width read it: a 500."""
+    doc = Document(io.BytesIO(make_docx("{{p x }}")))
+    for section in doc.element.body.findall(f"{W}sectPr"):
+        doc.element.body.remove(section)
+    buffer = io.BytesIO()
+    doc.save(buffer)
+    out = renderer.render(buffer.getvalue(),
+                          {"x": {"$html": "<table><tr><td>a</td><td>b</td></tr></table>"}})
+    table = _body(out)[0]
+    assert [c.get(f"{W}w") for c in table.findall(f"{W}tblGrid/{W}gridCol")] == ["4500", "4500"]
