@@ -59,6 +59,18 @@ def test_schema_and_contradictions_are_refused(run_helm: Helm, chart: Path) -> N
         assert proc.returncode != 0, bad
 
 
+def test_operator_replicas_spread_over_nodes(run_helm: Helm, chart: Path) -> None:
+    """Two replicas survive the loss of a node only when they are on two (values.yaml)."""
+    deployment = yaml.safe_load(render(run_helm, chart, "--show-only",
+                                       "templates/operator.yaml"))
+    pod = deployment["spec"]["template"]
+    [spread] = pod["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"  # one node still runs both
+    assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert spread["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+
+
 def test_the_helm_test_pod_renders_and_is_accepted(cluster: Cluster, run_helm: Helm,
                                                    chart: Path) -> None:
     out = render(run_helm, chart, "--set", "example.enabled=true", "--show-only",
