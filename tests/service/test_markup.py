@@ -302,3 +302,21 @@ def test_a_table_in_a_document_without_section_properties(renderer: Renderer) ->
                           {"x": {"$html": "<table><tr><td>a</td><td>b</td></tr></table>"}})
     table = _body(out)[0]
     assert [c.get(f"{W}w") for c in table.findall(f"{W}tblGrid/{W}gridCol")] == ["4500", "4500"]
+
+
+def test_links_share_a_relationship_per_url_and_never_clash(renderer: Renderer) -> None:
+    """Link ids are handed out here, not by python-docx (quadratic in the links): each
+    URL gets one relationship, also across values and beside a $richtext link."""
+    html = "".join(f'<a href="https://l.example/{i % 3}">{i}</a> ' for i in range(6))
+    out = renderer.render(make_docx("{{p a }}", "{{r b }}", "{{p c }}"), {
+        "a": {"$html": html},
+        "b": {"$richtext": [{"text": "rich", "url": "https://rich.example/"}]},
+        "c": {"$html": '<a href="https://l.example/1">again</a> <a href="mailto:x@y.z">m</a>'}})
+    rels = Document(io.BytesIO(out)).part.rels
+    links = [(_text(h), rels[h.get(R_ID)].target_ref)
+             for h in _part(out, "word/document.xml").iter(f"{W}hyperlink")]
+    assert links == [(str(i), f"https://l.example/{i % 3}") for i in range(6)] + [
+        ("rich", "https://rich.example/"), ("again", "https://l.example/1"),
+        ("m", "mailto:x@y.z")]
+    targets = [r.target_ref for r in rels.values() if r.reltype == RELATIONSHIP_TYPE.HYPERLINK]
+    assert sorted(targets) == sorted(set(targets))  # one relationship per URL
