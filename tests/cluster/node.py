@@ -34,6 +34,10 @@ from k8s_plane import ControlPlane, free_ports, server_ext, sign_cert, terminate
 from gendoc.readiness import Abort, wait_until
 
 RUN_DIR = Path(os.environ.get("GENDOC_CLUSTER_DIR", "/var/lib/gendoc-cluster"))
+# containerd's content store and snapshots outlive a run: importing and unpacking
+# the images (about 2 GB) again each session would cost minutes.
+CONTAINERD_ROOT = Path(os.environ.get("GENDOC_CACHE", Path.home() / ".cache" / "gendoc"),
+                       "cluster", "containerd-root")
 NODE_NAME = "gendoc-node"
 NODE_IP = "198.18.0.1"
 POD_CIDR = "198.18.1.0/24"
@@ -59,10 +63,10 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 # -- configuration files (pure: values in, text out) ---------------------------
-def containerd_config(run_dir: Path, pause_image: str) -> str:
+def containerd_config(run_dir: Path, root: Path, pause_image: str) -> str:
     d = run_dir / "containerd"
     return f"""version = 3
-root = "{d / 'root'}"
+root = "{root}"
 state = "{d / 'state'}"
 # NRI and tracing would listen on fixed paths outside the tier's directory.
 disabled_plugins = ["io.containerd.nri.v1.nri"]
@@ -212,10 +216,16 @@ class Node:
         d = RUN_DIR
         for sub in ("containerd", "cni/conf", "cni/ipam", "kubelet", "pod-logs"):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        (d / "containerd" / "config.toml").write_text(containerd_config(d, self.pause_image))
+        (d / "containerd" / "config.toml").write_text(
+            containerd_config(d, CONTAINERD_ROOT, self.pause_image))
         (d / "cni" / "conf" / "10-gendoc.conflist").write_text(cni_config(d))
         self._spawn("containerd", ["--config", str(d / "containerd" / "config.toml")])
         wait_until(self._containerd_up, START_TIMEOUT, interval=0.2, what="containerd")
+        # Containers of an earlier session are still recorded in the kept root:
+        # their processes are gone; forget them before a kubelet sees them.
+        leftovers = self.ctr("containers", "ls", "-q").stdout.split()
+        if leftovers:
+            self.ctr("containers", "rm", *leftovers)
 
     def start_kubelet(self) -> None:
         d, pki = RUN_DIR, self.plane.workdir
@@ -248,8 +258,18 @@ class Node:
         return run(str(self.bin_dir / "ctr"), "--address", str(self.containerd_sock),
                    "--namespace", "k8s.io", *args)
 
-    def import_image(self, tar: Path) -> None:
-        self.ctr("images", "import", "--no-unpack", str(tar))
+    def import_images(self, tars: list[Path]) -> None:
+        """Import what containerd lacks (a tar NAME-TAG.tar holds NAME:TAG); forget the rest."""
+        wanted = {f"docker.io/library/{t.stem.rsplit('-', 1)[0]}:{t.stem.rsplit('-', 1)[1]}": t
+                  for t in tars}
+        have = set(self.ctr("images", "ls", "-q").stdout.split())
+        for ref, tar in wanted.items():
+            if ref not in have:
+                self.ctr("images", "import", str(tar))
+        stale = [ref for ref in have if ref.startswith("docker.io/library/gendoc-")
+                 and ref not in wanted]
+        if stale:
+            self.ctr("images", "rm", *stale)
 
     # -- helpers -------------------------------------------------------------------
     def _spawn(self, name: str, args: list[str]) -> None:

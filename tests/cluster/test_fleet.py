@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from cluster.kube import CHART, KubeCluster
+from cluster.node import CGROUP_ROOT
 from k8s_plane import REPO
 
 RELEASE, OPERATOR_NS = "gendoc", "gendoc-system"
@@ -41,7 +45,11 @@ def pods_ready(kube: KubeCluster, namespace: str, selector: str, count: int) -> 
 
 @pytest.fixture(scope="module")
 def release(kube: KubeCluster) -> Iterator[str]:
-    """The chart with the images built here, never pulled, in a restricted namespace."""
+    """The chart with the images built here, never pulled, in a restricted namespace.
+
+    Its example DocGenerator (default resources, no templates) is what `helm
+    test` checks.
+    """
     kube.kubectl("create", "namespace", OPERATOR_NS)
     kube.kubectl("label", "namespace", OPERATOR_NS,
                  "pod-security.kubernetes.io/enforce=restricted")
@@ -49,7 +57,9 @@ def release(kube: KubeCluster) -> Iterator[str]:
     kube.helm("install", RELEASE, str(CHART), "--namespace", OPERATOR_NS,
               "--set", f"images.registry={kube.images.registry}",
               "--set", f"images.tag={kube.images.tag}",
-              "--set", "images.pullPolicy=Never")
+              "--set", "images.pullPolicy=Never",
+              # The example fleet, for `helm test` (test_helm_test_passes).
+              "--set", "example.enabled=true")
     kube.wait_for(lambda: pods_ready(kube, OPERATOR_NS, "app.kubernetes.io/component=operator",
                                      1), "an operator pod Ready")
     kube.figures["helm install -> operator pod Ready (s)"] = round(time.monotonic() - t0, 1)
@@ -146,4 +156,72 @@ def test_readme_fleet_serves_pdfs_through_its_service(kube: KubeCluster, release
     refused = client_pod(kube, ns, "client-no-key", RENDER_CLIENT, [url, "", body])
     assert refused["status"] == 401, refused
     assert refused["type"] == "application/problem+json"
+
+    # Throughput of the one pod through the Service, from the host (kube-proxy's
+    # OUTPUT rules), and what its containers held meanwhile against their limits.
+    counts = load(url, body, clients=4, seconds=30)
+    assert set(counts) == {200}, counts
+    kube.figures["PDFs/min through the Service, 1 pod, 4 clients"] = counts[200] * 2
+    pod = kube.get_json("pods", "-n", ns, "-l", selector)["items"][0]
+    for name, (rss, peak, limit) in container_memory(pod).items():
+        kube.figures[f"{name} RSS / peak / limit under load (MiB)"] = f"{rss} / {peak} / {limit}"
+        assert peak < limit, (name, peak, limit)
+    assert all(c["restartCount"] == 0 for c in pod["status"]["containerStatuses"]), pod
+
+
+def load(url: str, body: str, *, clients: int, seconds: float) -> dict[int, int]:
+    """`clients` threads posting renders for `seconds`; answers counted by status."""
+    deadline = time.monotonic() + seconds
+    counts: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(timeout=60, headers={"X-API-Key": API_KEY,
+                                               "Content-Type": "application/json"}) as http:
+            while time.monotonic() < deadline:
+                status = http.post(url, content=body).status_code
+                with lock:
+                    counts[status] = counts.get(status, 0) + 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return counts
+
+
+def container_memory(pod: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    """RSS, peak usage and limit of each container, MiB, from its memory cgroup (v1)."""
+    uid = pod["metadata"]["uid"]
+    limits = {c["name"]: c["resources"]["limits"]["memory"] for c in pod["spec"]["containers"]}
+    found = {}
+    for status in pod["status"]["containerStatuses"]:
+        cid = status["containerID"].split("://", 1)[1]
+        (cg,) = Path("/sys/fs/cgroup/memory", CGROUP_ROOT).glob(f"kubepods/**/pod{uid}/{cid}")
+        stat = dict(line.split() for line in (cg / "memory.stat").read_text().splitlines())
+        peak = int((cg / "memory.max_usage_in_bytes").read_text())
+        found[status["name"]] = (int(stat["total_rss"]) >> 20, peak >> 20,
+                                 _mebibytes(limits[status["name"]]))
+    return found
+
+
+def _mebibytes(quantity: str) -> int:
+    units = {"Mi": 1, "Gi": 1024}
+    return int(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_helm_test_passes(kube: KubeCluster, release: str) -> None:
+    """The chart's test pod (the service image's Python) reaches the example fleet."""
+    selector = "app.kubernetes.io/instance=invoices"
+    try:
+        kube.wait_for(lambda: pods_ready(kube, OPERATOR_NS, selector, 1),
+                      "a pod of the example fleet Ready", timeout=240)
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{kube.diagnostics(OPERATOR_NS)}") from exc
+    # No --logs: the hook's delete policy removes the pod once it succeeded.
+    done = kube.helm("test", release, "--namespace", OPERATOR_NS, "--timeout", "4m",
+                     check=False)
+    assert done.returncode == 0, done.stdout + done.stderr + kube.diagnostics(OPERATOR_NS)
+    assert re.search(r"Phase:\s+Succeeded", done.stdout), done.stdout
 
