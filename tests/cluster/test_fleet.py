@@ -225,3 +225,27 @@ def test_helm_test_passes(kube: KubeCluster, release: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr + kube.diagnostics(OPERATOR_NS)
     assert re.search(r"Phase:\s+Succeeded", done.stdout), done.stdout
 
+
+
+def lease_holder(kube: KubeCluster) -> str:
+    lease = kube.get_json("lease", f"{RELEASE}-operator", "-n", OPERATOR_NS)
+    # The operator's identity is its host name (the pod's name) and a random suffix.
+    return str(lease["spec"].get("holderIdentity") or "").rsplit("_", 1)[0]
+
+
+def test_two_operator_replicas_one_leader_takes_over_when_it_is_deleted(
+        kube: KubeCluster, release: str) -> None:
+    selector = "app.kubernetes.io/component=operator"
+    kube.wait_for(lambda: pods_ready(kube, OPERATOR_NS, selector, 2), "two operator pods Ready")
+    pods = [p["metadata"]["name"] for p in
+            kube.get_json("pods", "-n", OPERATOR_NS, "-l", selector)["items"]]
+    leader = kube.wait_for(lambda: lease_holder(kube) in pods and lease_holder(kube),
+                           "an operator pod holding the Lease")
+    (standby,) = [p for p in pods if p != leader]
+    t0 = time.monotonic()
+    kube.kubectl("delete", "pod", leader, "-n", OPERATOR_NS, "--wait=false")
+    kube.wait_for(lambda: lease_holder(kube) == standby, f"{standby} holding the Lease",
+                  timeout=30)
+    took = time.monotonic() - t0
+    kube.figures["operator leader deleted -> the other holds the Lease (s)"] = round(took, 1)
+    assert took <= 15, took
