@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from conftest import ServerProcess, start_service
+from conftest import start_service
 from jobs.jobs_support import (
     metric,
     numbers_in,
@@ -21,18 +19,8 @@ from jobs.jobs_support import (
 
 from gendoc.readiness import wait_until
 
-
-@pytest.fixture(scope="module")
-def jobs_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_service(tmp_path_factory.mktemp("jobs"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def client(jobs_service: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=jobs_service.url, timeout=30) as c:
-        yield c
+# `client`: tests/conftest.py's, on the suite's shared service (default settings, the
+# embedded queue under its store); the tests below that restart a service start their own.
 
 
 def test_a_job_renders_every_item_and_a_bad_item_fails_alone(client: httpx.Client) -> None:
