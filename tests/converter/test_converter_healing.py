@@ -8,6 +8,7 @@ instances are replaced (counted by reason) and the pool is whole again within
 
 from __future__ import annotations
 
+import errno
 import io
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -85,17 +87,38 @@ def heal_under_load(server: GendocProcess, work: Path,
     return load.outcome, healed
 
 
+def discard(path: Path) -> None:
+    """Remove `path` the way a cleaner does while LibreOffice is still at work in it: a file
+    LibreOffice deletes between our listing and our unlink is gone already, and a directory
+    it writes a new file into while we empty it is emptied again."""
+    def gone_already(_function: object, _path: str, error: Any) -> None:
+        if not isinstance(error[1], FileNotFoundError):
+            raise error[1]
+
+    for _attempt in range(20):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, onerror=gone_already)
+            else:
+                path.unlink(missing_ok=True)
+            return
+        except OSError as error:
+            if error.errno != errno.ENOTEMPTY:
+                raise
+    raise AssertionError(f"{path} kept filling up while being removed")
+
+
 def empty_temp_dirs(dirs: list[Path]) -> None:
     """What a real Gotenberg, tmpreaper or systemd-tmpfiles does: LibreOffice's lu*.tmp go."""
     for directory in dirs:
         for entry in (directory / "tmp").iterdir():
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            discard(entry)
 
 
 def remove(name: str) -> Callable[[list[Path]], None]:
     def fault(dirs: list[Path]) -> None:
         for directory in dirs:
-            shutil.rmtree(directory / name)
+            discard(directory / name)
 
     return fault
 
