@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .errors import Problem
+from .errors import Problem, QueueUnavailable
 from .sharedstate import uses_redis
 
 if TYPE_CHECKING:
@@ -134,6 +134,15 @@ def retriable(problem: Problem) -> bool:
 def dead_letter(attempt: int, max_attempts: int) -> bool:
     """Whether a task that failed its `attempt`th delivery goes to the dead-letter list."""
     return attempt >= max_attempts
+
+
+def dead_letter_problem(last: str | bytes | None, attempt: int) -> dict[str, Any]:
+    """What a dead-lettered task is recorded with: the problem its last delivery reported
+    (stored as JSON by `retry`), or, when every delivery ended without an answer, that."""
+    if last:
+        return dict(json.loads(last))
+    return QueueUnavailable(f"The item was delivered {attempt} times and no worker finished "
+                            "it (each died or gave up); it went to the dead-letter list.").body()
 
 
 def retry_delay(attempt: int, visibility: float) -> float:

@@ -46,10 +46,10 @@ from .queue import (
     Outcome,
     Task,
     dead_letter,
+    dead_letter_problem,
     final_status,
     retry_delay,
 )
-from .queue_sqlite import abandoned
 
 P = "gendoc:jobs:"
 STREAM, GROUP, DEAD = P + "tasks", "workers", P + "dead"
@@ -250,7 +250,7 @@ class RedisQueue:
                     fields.get("d", "")])
                 continue
             last = await self._r.hget(_job(task.job, "problems"), str(task.index))
-            problem = json.loads(last) if last else abandoned(task.attempt).body()
+            problem = dead_letter_problem(last, task.attempt)
             await self._r.xadd(DEAD, {"j": task.job, "i": task.index, "a": task.attempt,
                                       "problem": json.dumps(problem)})
             if task.index == FINALIZE:

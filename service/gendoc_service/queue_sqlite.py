@@ -33,6 +33,7 @@ from .queue import (
     Outcome,
     Task,
     dead_letter,
+    dead_letter_problem,
     final_status,
     retry_delay,
 )
@@ -58,12 +59,6 @@ _SCHEMA = [
     problem TEXT, at REAL)""",
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created)",
 ]
-
-
-def abandoned(attempt: int) -> Problem:
-    """The problem of an item whose deliveries all ended without an answer."""
-    return QueueUnavailable(f"The item was delivered {attempt} times and no worker finished "
-                            "it (each died or gave up); it went to the dead-letter list.")
 
 
 class SqliteQueue:
@@ -168,7 +163,7 @@ class SqliteQueue:
                 db.execute("UPDATE tasks SET owner = NULL, until = NULL, attempt = attempt + 1 "
                            "WHERE id = ?", (rowid,))
                 continue
-            body = json.loads(problem) if problem else abandoned(attempt).body()
+            body = dead_letter_problem(problem, attempt)
             db.execute("INSERT INTO dead (job, idx, attempt, problem, at) VALUES (?,?,?,?,?)",
                        (job, index, attempt, json.dumps(body), now))
             task = Task(job, index, attempt, None, f"{rowid}:{attempt}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from gendoc_service.errors import (
@@ -16,6 +17,7 @@ from gendoc_service.queue import (
     JobRecord,
     Outcome,
     dead_letter,
+    dead_letter_problem,
     final_status,
     retriable,
     retry_delay,
@@ -37,6 +39,13 @@ def test_what_is_delivered_again() -> None:
     assert not retriable(RenderTimeout("slow"))
     assert [retry_delay(a, 60) for a in (1, 2, 3, 6, 9)] == [2, 4, 8, 60, 60]
     assert not dead_letter(2, 3) and dead_letter(3, 3)
+
+
+def test_a_dead_letter_keeps_the_last_problem_reported_or_says_none_came() -> None:
+    last = ConverterUnavailable("down").body() | {"item": 4}
+    assert dead_letter_problem(json.dumps(last), 3) == last
+    silent = dead_letter_problem(None, 3)
+    assert silent["status"] == 503 and "delivered 3 times" in silent["detail"]
 
 
 def test_outcomes_count_once_and_the_last_one_queues_the_finalize(tmp_path: Path) -> None:
