@@ -21,8 +21,10 @@ CACHE_ROOT="${GENDOC_CACHE:-$HOME/.cache/gendoc}"
 if ! docker info >/dev/null 2>&1; then
   mkdir -p "$CACHE_ROOT/docker"
   log "starting dockerd (log: $CACHE_ROOT/docker/dockerd.log)"
+  # 9>&-: the callers hold their build lock on fd 9 (cluster-images.sh, cache.sh); a
+  # dockerd that inherited it would hold that lock for as long as it runs.
   setsid nohup dockerd --iptables=false --ip6tables=false --bridge=none \
-    >>"$CACHE_ROOT/docker/dockerd.log" 2>&1 </dev/null &
+    >>"$CACHE_ROOT/docker/dockerd.log" 2>&1 </dev/null 9>&- &
   for _ in $(seq 600); do
     docker info >/dev/null 2>&1 && break
     kill -0 $! 2>/dev/null || { log "dockerd exited:"; tail -20 "$CACHE_ROOT/docker/dockerd.log" >&2; exit 1; }
