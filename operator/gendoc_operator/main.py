@@ -58,8 +58,12 @@ async def _operate(settings: OperatorSettings, kube: Kube,
         if keeper in done:
             _give_up(keeper)
         keeper.cancel()
-        await operator  # a graceful stop (SIGTERM): kopf has finished its handlers
-        await elector.release()
+        try:
+            await operator  # a graceful stop (SIGTERM): kopf has finished its handlers
+        finally:
+            # Also when kopf stopped on an error: its handlers have ended either way, and
+            # the standby should not wait out the Lease's duration.
+            await elector.release()
     finally:
         await health.cleanup()
 

@@ -10,6 +10,7 @@ meet it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import signal
@@ -17,7 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gendoc_operator import crd
+import kopf
+import kubernetes.config
+import pytest
+from gendoc_operator import crd, main
+from gendoc_operator.kubeapi import Kube
+from gendoc_operator.settings import OperatorSettings
+from kubernetes.config import kube_config
 
 from gendoc.procs import GendocProcess, free_port, spawn_gendoc
 
@@ -128,3 +135,31 @@ def test_only_the_leader_writes_and_the_other_takes_over(
     finally:
         for p in procs:
             p.stop()
+
+
+def test_a_leader_whose_kopf_stops_on_an_error_releases_the_lease(
+        cluster: Cluster, operator_kubeconfig: Path, namespace: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf ends the operator when a startup handler fails permanently: a real error exit
+    of kopf. The leader still releases its Lease, so a standby need not wait it out."""
+    # The client reads $KUBECONFIG once, at import, into both modules' default: point
+    # those at the chart's ServiceAccount instead (Kube and kopf's login both use them).
+    for module in (kubernetes.config, kube_config):
+        monkeypatch.setattr(module, "KUBE_CONFIG_DEFAULT_LOCATION", str(operator_kubeconfig))
+    cluster.kubectl("delete", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "--ignore-not-found")
+    settings = OperatorSettings(
+        namespaces=[namespace], health_host="127.0.0.1", health_port=free_port(),
+        field_manager="op-fails", lease_namespace=LEASE_NAMESPACE, lease_name=LEASE_NAME)
+    kube = Kube.from_environment(field_manager=settings.field_manager, timeout=10)
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def refuse(**_: Any) -> None:
+        raise kopf.PermanentError("this operator may not start (the test's failure)")
+
+    with pytest.raises(Exception, match="handlers failed"):  # kopf's ActivityError, private
+        asyncio.run(main._operate(settings, kube, registry))
+    # The Lease was deleted above: it stands because this leader created it holding it,
+    # and it is left released (no holder, client-go's one-second duration).
+    lease = _lease(cluster)
+    assert not lease.get("holderIdentity") and lease.get("leaseDurationSeconds") == 1, lease
