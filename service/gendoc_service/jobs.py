@@ -210,9 +210,11 @@ class Jobs:
         # A chunk has a synchronous request's time: its documents wait for the same workers.
         deadline = Deadline.after(self.settings.request_timeout)
         # The batch's path: merged conversion where it applies, each item's problem its own.
+        # Merged documents as large as allowed (not one share per render worker, as a
+        # batch cuts them): the other job workers keep the render workers busy.
         rendered = await pipeline.render_batch(services, template, [t.data or {} for t in tasks],
                                                options, spec["format"],
-                                               deadline, pdf=asked.pdf)
+                                               deadline, pdf=asked.pdf, spread=False)
         answers: list[bytes | Problem] = []
         async with contextlib.aclosing(
                 pipeline.convert_batch(services, converter, rendered, deadline)) as converted:

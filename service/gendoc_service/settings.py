@@ -282,11 +282,12 @@ class ServiceSettings(BaseSettings):
         "synchronous request waits, so renders keep their latency and jobs fill idle time.",
     )
     job_chunk_items: int = Field(
-        50, description="Items a job worker claims and renders together in one slot: enough "
-        "to keep the render workers and the converter pool busy from one slot and for "
-        "merged conversion to pay off (gendoc bench jobs, 2 cores: 50 reached 0.88-0.98x "
-        "the documents/min of synchronous 100-item batches where 20 reached 0.64-0.85x), "
-        "few enough that a slot frees within seconds.",
+        100, description="Items a job worker claims and renders together in one slot: two "
+        "merged documents of GENDOC_BATCH_MERGE_ITEMS (50) that render and convert side by "
+        "side, as a batch's do, so that LibreOffice pays its per-document time once per 50 "
+        "items (a chunk of 50 was cut into two documents of 25, one per render worker, and "
+        "the job reached 0.90x the documents/min of synchronous 100-item batches, gendoc "
+        "bench jobs); few enough that a slot frees within seconds.",
     )
     job_visibility_timeout: float = Field(
         120.0, description="Seconds a claimed item stays invisible to other workers; a "
