@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster.kube import Images, KubeCluster
+from cluster.kube import CHART, OPERATOR_NS, RELEASE, Images, KubeCluster, pods_ready
 from cluster.node import (
     API_SERVICE_IP,
     NODE_IP,
@@ -94,6 +94,29 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
             node.stop()
             plane.stop()
             cleanup(bin_dir)
+
+
+@pytest.fixture(scope="session")
+def release(kube: KubeCluster) -> Iterator[str]:
+    """The chart with the images built here, never pulled, in a restricted namespace.
+
+    Its example DocGenerator (default resources, no templates) is what `helm
+    test` checks.
+    """
+    kube.kubectl("create", "namespace", OPERATOR_NS)
+    kube.kubectl("label", "namespace", OPERATOR_NS,
+                 "pod-security.kubernetes.io/enforce=restricted")
+    t0 = time.monotonic()
+    kube.helm("install", RELEASE, str(CHART), "--namespace", OPERATOR_NS,
+              "--set", f"images.registry={kube.images.registry}",
+              "--set", f"images.tag={kube.images.tag}",
+              "--set", "images.pullPolicy=Never",
+              # The example fleet, for `helm test` (test_fleet.test_helm_test_passes).
+              "--set", "example.enabled=true")
+    kube.wait_for(lambda: pods_ready(kube, OPERATOR_NS, "app.kubernetes.io/component=operator",
+                                     1), "an operator pod Ready")
+    kube.figures["helm install -> operator pod Ready (s)"] = round(time.monotonic() - t0, 1)
+    yield RELEASE
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -10,60 +10,22 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-import yaml
-from cluster.kube import CHART, KubeCluster
+from cluster.kube import (
+    API_KEY,
+    EXAMPLES,
+    OPERATOR_NS,
+    RELEASE,
+    KubeCluster,
+    invoice_body,
+    pods_ready,
+    small_docgenerator,
+)
+from cluster.load import Load
 from cluster.node import CGROUP_ROOT
-from k8s_plane import REPO
-
-RELEASE, OPERATOR_NS = "gendoc", "gendoc-system"
-EXAMPLES = REPO / "src" / "gendoc" / "examples"
-API_KEY = "k-" + "5" * 30
-
-
-def readme_docgenerator() -> dict[str, Any]:
-    text = (REPO / "README.md").read_text()
-    block = re.search(r"```yaml\n(# docgenerator\.yaml\n.*?)```", text, re.S)
-    assert block, "README.md lost its example DocGenerator"
-    return dict(yaml.safe_load(block.group(1)))
-
-
-def pods_ready(kube: KubeCluster, namespace: str, selector: str, count: int) -> bool:
-    pods = kube.get_json("pods", "-n", namespace, "-l", selector)["items"]
-    ready = [p for p in pods if p["metadata"].get("deletionTimestamp") is None and any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in p["status"].get("conditions", []))]
-    return len(ready) >= count
-
-
-@pytest.fixture(scope="module")
-def release(kube: KubeCluster) -> Iterator[str]:
-    """The chart with the images built here, never pulled, in a restricted namespace.
-
-    Its example DocGenerator (default resources, no templates) is what `helm
-    test` checks.
-    """
-    kube.kubectl("create", "namespace", OPERATOR_NS)
-    kube.kubectl("label", "namespace", OPERATOR_NS,
-                 "pod-security.kubernetes.io/enforce=restricted")
-    t0 = time.monotonic()
-    kube.helm("install", RELEASE, str(CHART), "--namespace", OPERATOR_NS,
-              "--set", f"images.registry={kube.images.registry}",
-              "--set", f"images.tag={kube.images.tag}",
-              "--set", "images.pullPolicy=Never",
-              # The example fleet, for `helm test` (test_helm_test_passes).
-              "--set", "example.enabled=true")
-    kube.wait_for(lambda: pods_ready(kube, OPERATOR_NS, "app.kubernetes.io/component=operator",
-                                     1), "an operator pod Ready")
-    kube.figures["helm install -> operator pod Ready (s)"] = round(time.monotonic() - t0, 1)
-    yield RELEASE
 
 
 def client_pod(kube: KubeCluster, namespace: str, name: str, script: str,
@@ -120,13 +82,7 @@ def test_readme_fleet_serves_pdfs_through_its_service(kube: KubeCluster, release
                  f"--from-file=invoice.docx={EXAMPLES / 'invoice.docx'}")
     kube.kubectl("create", "secret", "generic", "invoice-api-keys", "-n", ns,
                  f"--from-literal=api-keys={API_KEY}")
-    dg = readme_docgenerator()
-    dg["metadata"]["namespace"] = ns
-    dg["spec"].update(minReplicas=1)
-    dg["spec"]["autoscaling"]["enabled"] = False
-    dg["spec"]["images"] = {"pullPolicy": "Never"}
-    dg["spec"]["resources"]["service"]["requests"]["cpu"] = "100m"
-    dg["spec"]["resources"]["converter"]["requests"]["cpu"] = "300m"
+    dg = small_docgenerator(ns)
     name = dg["metadata"]["name"]
     t0 = time.monotonic()
     kube.apply(dg)
@@ -147,8 +103,7 @@ def test_readme_fleet_serves_pdfs_through_its_service(kube: KubeCluster, release
 
     ip = kube.get_json("service", name, "-n", ns)["spec"]["clusterIP"]
     url = f"http://{ip}:8080/v1/render"
-    body = json.dumps({"template": "invoice", "format": "pdf",
-                       "data": json.loads((EXAMPLES / "invoice.json").read_text())})
+    body = invoice_body()
     got = client_pod(kube, ns, "client-key", RENDER_CLIENT, [url, API_KEY, body])
     kube.figures["DocGenerator applied -> first PDF (s)"] = round(time.monotonic() - t0, 1)
     assert got["status"] == 200, got
@@ -159,36 +114,14 @@ def test_readme_fleet_serves_pdfs_through_its_service(kube: KubeCluster, release
 
     # Throughput of the one pod through the Service, from the host (kube-proxy's
     # OUTPUT rules), and what its containers held meanwhile against their limits.
-    counts = load(url, body, clients=4, seconds=30)
-    assert set(counts) == {200}, counts
-    kube.figures["PDFs/min through the Service, 1 pod, 4 clients"] = counts[200] * 2
+    tally = Load(url, body, clients=4, max_seconds=30).run()
+    assert set(tally.answers) == {200}, tally.summary()
+    kube.figures["PDFs/min through the Service, 1 pod, 4 clients"] = round(tally.per_minute)
     pod = kube.get_json("pods", "-n", ns, "-l", selector)["items"][0]
     for name, (rss, peak, limit) in container_memory(pod).items():
         kube.figures[f"{name} RSS / peak / limit under load (MiB)"] = f"{rss} / {peak} / {limit}"
         assert peak < limit, (name, peak, limit)
     assert all(c["restartCount"] == 0 for c in pod["status"]["containerStatuses"]), pod
-
-
-def load(url: str, body: str, *, clients: int, seconds: float) -> dict[int, int]:
-    """`clients` threads posting renders for `seconds`; answers counted by status."""
-    deadline = time.monotonic() + seconds
-    counts: dict[int, int] = {}
-    lock = threading.Lock()
-
-    def client() -> None:
-        with httpx.Client(timeout=60, headers={"X-API-Key": API_KEY,
-                                               "Content-Type": "application/json"}) as http:
-            while time.monotonic() < deadline:
-                status = http.post(url, content=body).status_code
-                with lock:
-                    counts[status] = counts.get(status, 0) + 1
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return counts
 
 
 def container_memory(pod: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
