@@ -9,6 +9,7 @@ answers besides 200 are 429/503 with Retry-After (retried as told).
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,9 @@ REFUSED = "Cannot evict pod as it would violate the pod's disruption budget"
 @pytest.fixture(scope="module")
 def pair(kube: KubeCluster, release: str) -> Iterator[Fleet]:
     dg = small_docgenerator("")
+    # A name no other fleet has: `kubectl drain --pod-selector` selects in every
+    # namespace, and the chart's example fleet is also called "invoices".
+    dg["metadata"]["name"] = "faults"
     dg["spec"].update(minReplicas=2)
     with fleet(kube, "faults", dg) as f:
         f.wait_whole(2)
@@ -148,6 +152,8 @@ def test_drain_evicts_only_what_the_disruption_budget_allows(
                 return out.read_text().count(REFUSED)
 
             kube.wait_for(refusals, "kubectl drain refused an eviction (429)")
+            evicting = re.findall(r"^evicting pod (\S+)/", out.read_text(), re.M)
+            assert set(evicting) == {f.namespace}, out.read_text()
             left = f.pods()
             # One pod evicted, the other kept: the replacement cannot schedule on the
             # cordoned node, so the budget refuses the second eviction again and again.
