@@ -9,6 +9,7 @@
 #                              build cannot verify the index's TLS here)
 #   3. gendoc-base:<hash>      images/base/Dockerfile: the venv every image shares
 #   4. gendoc-{service,converter,operator}:<hash>, gendoc-pause:<hash>
+#   5. gendoc-s3:<hash>          images/tool/Dockerfile: versitygw (scripts/s3-server.sh)
 #
 # Every image is tagged with a hash of its inputs and built only when no image
 # of that tag exists, so a warm machine returns in seconds. Each image is also
@@ -16,7 +17,8 @@
 # mmdebstrap and the node's Debian packages if missing and starts dockerd if
 # nothing runs it (this machine kind has no systemd).
 #
-# The LAST line on stdout is a JSON object: {"registry", "tag", "pause", "tars"}.
+# The LAST line on stdout is a JSON object: {"registry", "tag", "pause", "tars",
+# "tools": {"s3"}}.
 #   IMAGES=$(scripts/cluster-images.sh | tail -1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -130,10 +132,28 @@ if ! have_image "gendoc-pause:$pause_hash"; then
 fi
 build pause "$pause_hash"
 
+# Static Go programs the tier runs as pods, each from the binary its own script
+# builds and caches: versitygw (the S3-compatible server, scripts/s3-server.sh).
+tool_image() { # NAME BINARY
+  local name=$1 bin=$2 tool
+  tool=$(basename "$bin")
+  local h
+  h=$(hash_of images/tool/Dockerfile "$bin" <(echo "$DEBIAN"))
+  if ! have_image "gendoc-$name:$h"; then
+    cp "$bin" "$CTX/images/tool/$tool"
+    log "building gendoc-$name:$h"
+    nice "${BUILD[@]}" -t "gendoc-$name:$h" -f "$CTX/images/tool/Dockerfile" \
+      --build-arg "DEBIAN=$DEBIAN" --build-arg "TOOL=$tool" "$CTX" >/dev/null
+    rm -f "$CTX/images/tool/$tool"
+  fi
+  REF[$name]="gendoc-$name:$h"
+}
+tool_image s3 "$(bash scripts/s3-server.sh | tail -1)"
+
 # ---- one tag for the three, tars for containerd ------------------------------------
 # The chart names all three images with one tag (images.tag): a hash of the three.
 TAG=$(printf '%s\n' "${REF[service]}" "${REF[converter]}" "${REF[operator]}" | sha256sum | cut -c1-12)
-refs=("${REF[pause]}")
+refs=("${REF[pause]}" "${REF[s3]}")
 for name in service converter operator; do
   docker tag "${REF[$name]}" "gendoc-$name:$TAG"
   refs+=("gendoc-$name:$TAG")
@@ -156,5 +176,5 @@ find "$OUT" -maxdepth 1 -name 'gendoc-*.tar' | while read -r f; do
   case " ${tars[*]} " in *"\"$f\""*) ;; *) rm -f "$f" ;; esac
 done
 # Images a locally imported tar names without a registry are docker.io/library/'s.
-printf '{"registry": "docker.io/library", "tag": "%s", "pause": "docker.io/library/%s", "tars": [%s]}\n' \
-  "$TAG" "${REF[pause]}" "$(IFS=,; echo "${tars[*]}")"
+printf '{"registry": "docker.io/library", "tag": "%s", "pause": "docker.io/library/%s", "tars": [%s], "tools": {"s3": "docker.io/library/%s"}}\n' \
+  "$TAG" "${REF[pause]}" "$(IFS=,; echo "${tars[*]}")" "${REF[s3]}"

@@ -49,7 +49,8 @@ def _script_last_line(*args: str) -> str:
 def _build_images() -> Images:
     raw = _script_last_line(str(REPO / "scripts" / "cluster-images.sh"))
     data = json.loads(raw)
-    return Images(data["registry"], data["tag"], data["pause"], list(data["tars"]))
+    return Images(data["registry"], data["tag"], data["pause"], list(data["tars"]),
+                  dict(data["tools"]))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import yaml
@@ -31,6 +31,8 @@ class Images:
     tag: str
     pause: str
     tars: list[str]
+    # Static Go programs run as pods, by role: "s3" (versitygw).
+    tools: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
