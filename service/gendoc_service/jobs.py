@@ -6,11 +6,13 @@ several of them per process (`GENDOC_JOB_SLOTS`), each holding one admission
 slot for a chunk of items (`GENDOC_JOB_CHUNK_ITEMS`), taken only while no
 synchronous request waits for a slot (`Admission.idle_slot`). So renders keep
 their latency, and jobs use what capacity renders leave. A chunk goes through
-the same pipeline as a batch (`pipeline.render_each`, `pipeline.convert_many`).
+the same pipeline as a batch (`pipeline.render_batch`, `pipeline.convert_batch`).
 
 Each item's document is stored under its job and index (`results.py`) before
-its outcome is written; a 4xx problem fails the item alone, a 5xx one (or a
-render worker that died) delivers it again later. When the last item is
+its outcome is written, both after the chunk's slot is released, while the
+worker renders its next chunk (storing is waiting, not rendering or
+converting). A 4xx problem fails the item alone, a 5xx one (or a render worker
+that died) delivers it again later. When the last item is
 written, the job's finalize task assembles the result (a zip, or one merged
 PDF), sets the final status and calls the finished hooks (`Jobs.on_finished`:
 webhooks are wired there).
@@ -30,6 +32,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +77,16 @@ class JobRequest(BatchRequest):
     def spec(self, version: str) -> dict[str, Any]:
         """What the job record keeps: every field but the items, the version resolved."""
         return self.model_dump(exclude={"items"}, exclude_none=True) | {"version": version}
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A chunk's items of one job, done: each one's document (or problem), to write."""
+
+    tasks: list[Task]
+    answers: list[bytes | Problem]
+    extension: str  # of the documents ("pdf", "docx")
+    spec: dict[str, Any]
 
 
 def new_job_id() -> str:
@@ -141,26 +154,44 @@ class Jobs:
     # -- workers -----------------------------------------------------------------
     async def _worker(self, services: Services) -> None:
         failures = 0
-        while not self._stopping.is_set():
-            try:
-                async with services.admission.idle_slot():
-                    if self._stopping.is_set():
-                        return
-                    tasks = await self.queue.claim(self.consumer,
-                                                   self.settings.job_chunk_items)
-                    if tasks:
-                        await self._do(services, tasks)
-                failures = 0
-            except QueueUnavailable as exc:
-                failures += 1
-                log.warning("job worker: %s", exc.detail)
-                tasks = []
-            except Exception:
-                failures += 1
-                log.exception("job worker: unexpected error")
-                tasks = []
-            if not tasks:
-                await self._nap(min(self.settings.job_poll_interval * 2 ** failures, 10.0))
+        # The previous chunk's documents and outcomes, written after its slot was
+        # released and while this worker renders the next chunk: storing them (a
+        # flush to disk per document, or S3 uploads) is waiting that neither the
+        # render workers nor the converter do (gendoc bench jobs: 5 s of a 2,000-item
+        # job's 100 s were spent in fsync holding the slot).
+        writing: asyncio.Task[bool] | None = None
+        try:
+            while not self._stopping.is_set():
+                answers: list[_Answer] = []
+                ok = True
+                try:
+                    async with services.admission.idle_slot():
+                        if self._stopping.is_set():
+                            return
+                        tasks = await self.queue.claim(self.consumer,
+                                                       self.settings.job_chunk_items)
+                        if tasks:
+                            answers = await self._do(services, tasks)
+                except QueueUnavailable as exc:
+                    ok = False
+                    log.warning("job worker: %s", exc.detail)
+                    tasks = []
+                except Exception:
+                    ok = False
+                    log.exception("job worker: unexpected error")
+                    tasks = []
+                if writing is not None:  # one chunk written at a time
+                    ok = await writing and ok
+                writing = asyncio.ensure_future(self._write(answers)) if answers else None
+                failures = 0 if ok else failures + 1
+                if not tasks or not ok:
+                    await self._nap(min(self.settings.job_poll_interval * 2 ** failures, 10.0))
+        finally:
+            if writing is not None:
+                try:  # a chunk converted is written, also when stop() cancels the worker
+                    await asyncio.shield(writing)
+                finally:  # unless cancelled again: then what is unwritten is given back
+                    writing.cancel()
 
     async def _nap(self, seconds: float) -> None:
         self._work.clear()
@@ -168,10 +199,12 @@ class Jobs:
             async with asyncio.timeout(seconds):
                 await self._work.wait()
 
-    async def _do(self, services: Services, tasks: list[Task]) -> None:
-        """One claimed chunk: its finalize tasks, then its items job by job. A chunk
-        cut short (shutdown) gives back what it had not answered."""
+    async def _do(self, services: Services, tasks: list[Task]) -> list[_Answer]:
+        """One claimed chunk: its finalize tasks, then its items job by job; the
+        items' answers, to be written (`_write`). A chunk cut short (shutdown) gives
+        back what it had not answered."""
         open_tasks = {t.token: t for t in tasks}
+        answers: list[_Answer] = []
         try:
             for task in [t for t in tasks if t.index == FINALIZE]:
                 await self._finalize(task)
@@ -181,20 +214,47 @@ class Jobs:
                 if task.index != FINALIZE:
                     by_job.setdefault(task.job, []).append(task)
             for group in by_job.values():
-                await self._items(services, group)
-                for task in group:
-                    open_tasks.pop(task.token)
+                answer = await self._items(services, group)
+                if answer is None:  # dropped
+                    for task in group:
+                        open_tasks.pop(task.token)
+                else:
+                    answers.append(answer)
         except BaseException:
-            if open_tasks:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self.queue.release(list(open_tasks.values())))
+            await self._give_back(list(open_tasks.values()))
             raise
+        return answers
 
-    async def _items(self, services: Services, tasks: list[Task]) -> None:
+    async def _give_back(self, tasks: list[Task]) -> None:
+        if tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.queue.release(tasks))
+
+    async def _write(self, answers: list[_Answer]) -> bool:
+        """Each job's documents, then its outcomes (`_answer`); whether all were
+        written. What could not be is given back to the queue, delivered again."""
+        for i, answer in enumerate(answers):
+            try:
+                await self._answer(answer.tasks, answer.answers, answer.extension,
+                                   spec=answer.spec)
+            except BaseException as exc:
+                await self._give_back([t for a in answers[i:] for t in a.tasks])
+                if not isinstance(exc, Exception):
+                    raise
+                if isinstance(exc, Problem):
+                    log.warning("job worker: %s", exc.detail)
+                else:
+                    log.exception("job worker: unexpected error")
+                return False
+        return True
+
+    async def _items(self, services: Services, tasks: list[Task]) -> _Answer | None:
+        """The chunk's items of one job rendered and converted (None: dropped, the
+        job being forgotten or cancelled)."""
         record = await self.queue.get(tasks[0].job)
         if record is None or record.status in FINAL:  # forgotten, or cancelled meanwhile
             await self.queue.drop(tasks)
-            return
+            return None
         spec = record.spec
         try:
             _, template = await to_thread.run_sync(services.store.get, spec["template"],
@@ -205,8 +265,7 @@ class Jobs:
             options = await includes.with_includes(services, spec["template"], template,
                                                    asked.options(self.settings))
         except Problem as problem:
-            await self._answer(tasks, [problem] * len(tasks), spec=spec)
-            return
+            return _Answer(tasks, [problem] * len(tasks), "", spec)
         # A chunk has a synchronous request's time: its documents wait for the same workers.
         deadline = Deadline.after(self.settings.request_timeout)
         # The batch's path: merged conversion where it applies, each item's problem its own.
@@ -222,7 +281,7 @@ class Jobs:
                 if isinstance(answer, Problem):
                     answer.extensions["item"] = tasks[i].index
                 answers.append(answer)
-        await self._answer(tasks, answers, spec["format"], spec=spec)
+        return _Answer(tasks, answers, spec["format"], spec)
 
     async def _answer(self, tasks: list[Task], answers: list[bytes | Problem],
                       extension: str = "", *, spec: dict[str, Any]) -> None:

@@ -129,3 +129,27 @@ def test_retention_deletes_finished_jobs_and_their_results(tmp_path: Path) -> No
             assert not results.exists()
     finally:
         server.stop()
+
+
+def test_documents_that_cannot_be_stored_are_delivered_again(tmp_path: Path) -> None:
+    """A chunk's documents are written after its slot is released: when the results
+    cannot be written, its items go back to the queue and are done again later."""
+    results = tmp_path / "store" / ".jobs" / "results"
+    results.parent.mkdir(parents=True)
+    results.write_text("a file where the results directory should be")
+    server = start_service(tmp_path, env={"GENDOC_JOB_CHUNK_ITEMS": "10"})
+    try:
+        assert server.log is not None
+        log = server.log
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            name = store_template(c, "Item {{ n }}")
+            job = submit(c, name, [{"n": i} for i in range(30)])
+            wait_until(lambda: "Job results cannot be written" in log.read_text(), 60,
+                       what="a failed write logged")
+            assert status(c, job["id"])["done"] == 0
+            results.unlink()
+            final = wait_final(c, job["id"], timeout=120)
+            assert (final["status"], final["done"], final["failed"]) == ("succeeded", 30, 0)
+            assert sorted(numbers_in(result_zip(c, job["id"]), "x")) == list(range(30))
+    finally:
+        server.stop()
