@@ -12,12 +12,13 @@
 # stdout is the bin dir:   BIN=$(scripts/k8s-tools.sh | tail -1)
 #
 # `k8s-tools.sh node` also builds what the cluster tier (tests/cluster) runs on
-# top: kubelet, kube-scheduler, kube-proxy (same Kubernetes version) and
-# containerd 2.x with its runc shim and ctr (static, CGO_ENABLED=0). runc and
+# top: kubelet, kube-scheduler, kube-proxy (same Kubernetes version),
+# containerd 2.x with its runc shim and ctr (static, CGO_ENABLED=0) and the
+# NetworkPolicy agent kube-router. runc and
 # the CNI plugins come from Debian (scripts/k8s-node-deps.sh).
 #
 # Versions can be overridden: K8S_VERSION, ETCD_VERSION, HELM_VERSION,
-# CONTAINERD_VERSION.
+# CONTAINERD_VERSION, KUBE_ROUTER_VERSION.
 # Timings, flags and gotchas: docs/k8s-test-tier.md.
 set -euo pipefail
 
@@ -25,6 +26,10 @@ K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
+# The NetworkPolicy agent: kube-router's firewall (iptables + ipset). v2.1.0 is the
+# only v2 release the module proxy lists; kube-network-policies cannot run on this
+# kernel (docs/k8s-test-tier.md).
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
 
 CACHE_ROOT="${GENDOC_CACHE:-$HOME/.cache/gendoc}"
 BIN="$CACHE_ROOT/k8s/$K8S_VERSION/bin"
@@ -42,10 +47,11 @@ declare -A WANT=(
   [containerd]="$CONTAINERD_VERSION"
   [containerd-shim-runc-v2]="$CONTAINERD_VERSION"
   [ctr]="$CONTAINERD_VERSION"
+  [kube-router]="$KUBE_ROUTER_VERSION"
 )
 ORDER=(kube-apiserver kube-controller-manager kubectl etcd helm)
 if [ "${1:-}" = node ]; then
-  ORDER+=(kube-scheduler kubelet kube-proxy containerd containerd-shim-runc-v2 ctr)
+  ORDER+=(kube-scheduler kubelet kube-proxy containerd containerd-shim-runc-v2 ctr kube-router)
 fi
 
 log() { printf 'k8s-tools: %s\n' "$*" >&2; }
@@ -196,6 +202,12 @@ build_containerd() { # NAME (cmd/NAME in github.com/containerd/containerd/v2)
     "-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
 }
 
+# ---- kube-router ------------------------------------------------------------------
+build_kube_router() {
+  go_install kube-router "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" \
+    "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
+}
+
 # Builds run one after another: each is heavy on 2 cores.
 for n in "${ORDER[@]}"; do
   have "$n" && continue
@@ -203,6 +215,7 @@ for n in "${ORDER[@]}"; do
     etcd) build_etcd ;;
     helm) build_helm ;;
     containerd | containerd-shim-runc-v2 | ctr) build_containerd "$n" ;;
+    kube-router) build_kube_router ;;
     *) build_k8s "$n" ;;
   esac
 done

@@ -47,6 +47,10 @@ BRIDGE = "gendoc0"
 CNI_NETWORK = "gendoc"
 CGROUP_ROOT = "gendoc-cluster"  # the kubelet's --cgroup-root: all pods below it
 RULE_TAG = "gendoc-cluster"  # comment on the tier's own iptables rules
+# The NetworkPolicy agent (kube-router's firewall alone): its chains and ipsets.
+POLICY_AGENT = "kube-router"
+POLICY_CHAINS = ("KUBE-ROUTER-", "KUBE-NWPLCY-", "KUBE-POD-FW-")
+POLICY_IPSETS = ("KUBE-SRC-", "KUBE-DST-", "kube-router-")
 CNI_BIN_DIRS = ["/usr/lib/cni"]  # Debian's containernetworking-plugins
 START_TIMEOUT = float(os.environ.get("GENDOC_K8S_START_TIMEOUT", "120"))
 
@@ -254,6 +258,33 @@ class Node:
         wait_until(lambda: self._healthy(f"http://127.0.0.1:{phealth}/healthz", "kube-proxy"),
                    START_TIMEOUT, interval=0.2, what="kube-proxy's healthz")
 
+    def start_policy_agent(self) -> None:
+        """kube-router's NetworkPolicy controller alone (no routing, no service proxy):
+        iptables and ipset, which this kernel has; kube-network-policies needs
+        nftables' queue expression, which it lacks (docs/k8s-test-tier.md). Its
+        health and metrics servers would listen on every address: off."""
+        self._spawn(POLICY_AGENT, [
+            "--kubeconfig", str(self.plane.kubeconfig),
+            "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+            f"--hostname-override={NODE_NAME}", f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--enable-ipv6=false", "--health-port=0", "--metrics-port=0",
+            "--iptables-sync-period=5s", "--v=1",
+        ])
+
+    def policy_agent_rules(self) -> str:
+        """The agent's filter rules (`iptables -S`); raises if the agent ran and exited."""
+        if POLICY_AGENT in dict(self.procs):
+            self._check_alive(POLICY_AGENT)
+        listing = run("iptables", "-w", "-S", check=False).stdout.splitlines()
+        return "\n".join(line for line in listing if any(c in line for c in POLICY_CHAINS))
+
+    def stop_policy_agent(self) -> None:
+        procs = dict(self.procs)
+        if POLICY_AGENT in procs:
+            terminate(procs[POLICY_AGENT], 10)
+            self.procs = [(n, p) for n, p in self.procs if n != POLICY_AGENT]
+        remove_policy_agent_rules()
+
     def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run(str(self.bin_dir / "ctr"), "--address", str(self.containerd_sock),
                    "--namespace", "k8s.io", *args)
@@ -312,7 +343,7 @@ class Node:
     def stop(self) -> None:
         """The kubelet first (it would restart what we stop), then everything else."""
         by_name = dict(self.procs)
-        for name in ("kubelet", "kube-scheduler", "kube-proxy"):
+        for name in ("kubelet", "kube-scheduler", "kube-proxy", POLICY_AGENT):
             if name in by_name:
                 terminate(by_name[name], 10)
         kill_pods()
@@ -398,8 +429,8 @@ def _mounts_under(root: Path) -> list[str]:
     return sorted(set(points), key=lambda p: p.count("/"), reverse=True)
 
 
-def _iptables_cleanup() -> None:
-    """Rules that jump to KUBE-* chains or carry our tag, then the KUBE-* chains.
+def _iptables_cleanup(prefixes: tuple[str, ...] = ("KUBE-",), tag: str = RULE_TAG) -> None:
+    """Rules that jump to chains named with `prefixes` or carry `tag`, then those chains.
 
     kube-proxy --cleanup removes its own; the kubelet's (KUBE-FIREWALL,
     KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT) stay. Other rules of the machine
@@ -409,12 +440,12 @@ def _iptables_cleanup() -> None:
         for table in ("filter", "nat", "mangle"):
             listing = run(tool, "-w", "-t", table, "-S", check=False).stdout.splitlines()
             chains = [line.split()[1] for line in listing
-                      if line.startswith("-N KUBE-")]
+                      if line.startswith("-N ") and line.split()[1].startswith(prefixes)]
             for line in listing:
                 parts = line.split()
-                if not line.startswith("-A ") or parts[1].startswith("KUBE-"):
+                if not line.startswith("-A ") or parts[1].startswith(prefixes):
                     continue
-                if "KUBE-" in line or RULE_TAG in line:
+                if any(prefix in line for prefix in prefixes) or tag in line:
                     run(tool, "-w", "-t", table, "-D", *_unquote(parts[1:]), check=False)
             for chain in chains:
                 run(tool, "-w", "-t", table, "-F", chain, check=False)
@@ -427,6 +458,15 @@ def _unquote(parts: list[str]) -> list[str]:
     joined = " ".join(parts)
     return [m.group(1) if m.group(1) is not None else m.group(2)
             for m in re.finditer(r'"([^"]*)"|(\S+)', joined)]
+
+
+def remove_policy_agent_rules() -> None:
+    """kube-router's NetworkPolicy chains and the rules that jump to them, then its ipsets
+    (which those rules name). The rest of the tier's rules (kube-proxy's) stay."""
+    _iptables_cleanup(POLICY_CHAINS, tag=f"{RULE_TAG}-policy-agent")
+    for name in run("ipset", "list", "-n", check=False).stdout.split():
+        if name.removeprefix("inet6:").startswith(POLICY_IPSETS):
+            run("ipset", "destroy", name, check=False)
 
 
 def cleanup(bin_dir: Path) -> None:
@@ -445,6 +485,7 @@ def cleanup(bin_dir: Path) -> None:
     run("ip", "link", "del", BRIDGE, check=False)
     run("ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo", check=False)
     _iptables_cleanup()
+    remove_policy_agent_rules()
     # What the kubelet and the CNI plugins write outside RUN_DIR.
     for path in (Path("/var/lib/kubelet/device-plugins/kubelet.sock"),):
         path.unlink(missing_ok=True)

@@ -1,17 +1,27 @@
-"""A two-replica fleet that keeps its templates in object storage, on a real node (issue 15).
+"""A two-replica fleet that keeps its templates in object storage, and its NetworkPolicy
+enforced by a real agent, on a real node (issues 15 and 14).
 
 The S3-compatible server of the store tests (versitygw) runs as a pod of the
 restricted namespace; the README's second DocGenerator (`templates.objectStore`)
 points at that pod's address, so the operator's NetworkPolicy lets the fleet's
 pods reach exactly that address and port. A template uploaded once through the
 fleet's Service is then rendered by each pod, addressed by its own IP.
+
+Then a NetworkPolicy agent (kube-router's firewall, a process of the node like
+kube-proxy) enforces that policy: the fleet's pods can no longer open a
+connection to a listener pod they reached before, clients in the namespace still
+reach port 8080, and the pods still reach the object store.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
+import socket
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +33,8 @@ import pytest
 import yaml
 from botocore.config import Config
 from cluster.kube import EXAMPLES, KubeCluster, pods_ready
+from cluster.node import BRIDGE
+from cluster.test_fleet import client_pod
 from k8s_plane import REPO
 
 S3_PORT = 7070
@@ -200,4 +212,129 @@ def test_two_replicas_serve_a_template_uploaded_through_the_service(
     assert policy["spec"]["egress"] == [{
         "to": [{"ipBlock": {"cidr": f"{store_fleet.s3.ip}/32"}}],
         "ports": [{"protocol": "TCP", "port": S3_PORT}]}], policy["spec"]
+    check_every_pod_serves_an_upload(kube, store_fleet)
+
+# -- the NetworkPolicy, enforced by a real agent (issue 14, item 6) ----------------------
+LISTENER_PORT = 8000
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
+    print("open")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+CLIENT_CHECKS = """
+import json, socket, sys, urllib.request
+listener, port, pods = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+out = {}
+try:
+    socket.create_connection((listener, port), timeout=30).close()
+    out["listener"] = "open"
+except OSError as exc:
+    out["listener"] = type(exc).__name__
+for ip in pods:
+    try:
+        with urllib.request.urlopen(f"http://{ip}:8080/healthz", timeout=30) as r:
+            out[ip] = r.status
+    except Exception as exc:
+        out[ip] = repr(exc)
+print(json.dumps(out))
+"""
+
+
+def connect_from(kube: KubeCluster, ns: str, pod: str, host: str, port: int,
+                 timeout: float = 10) -> str:
+    """"open", or the error a connection from the pod's service container met."""
+    return kube.kubectl("exec", pod, "-n", ns, "-c", "gendoc-service", "--",
+                        "/opt/gendoc/bin/python", "-c", CONNECT, host, str(port),
+                        str(timeout)).strip()
+
+
+def listener_pod(kube: KubeCluster, ns: str) -> str:
+    """A TCP listener in the namespace that no policy selects (the service image's Python)."""
+    return serving_pod(kube, ns, "listener", {
+        "name": "listener", "image": f"{kube.images.registry}/gendoc-service:{kube.images.tag}",
+        "command": ["/opt/gendoc/bin/python", "-m", "http.server", str(LISTENER_PORT),
+                    "--bind", "0.0.0.0", "--directory", "/tmp"],
+    }, LISTENER_PORT)
+
+
+@pytest.fixture(scope="module")
+def listener(kube: KubeCluster, store_fleet: StoreFleet) -> str:
+    return listener_pod(kube, store_fleet.namespace)
+
+
+@pytest.fixture(scope="module")
+def policy_agent(kube: KubeCluster) -> Iterator[None]:
+    """kube-router's NetworkPolicy controller as a process of the node, for this module's
+    tests only (tests/cluster/node.py: Node.start_policy_agent)."""
+    kube.node.start_policy_agent()
+    try:
+        yield
+    finally:
+        kube.node.stop_policy_agent()
+
+
+@pytest.fixture(scope="module")
+def bridge_listener() -> Iterator[tuple[str, int]]:
+    """A TCP listener on the node's own address on the pods' bridge (their gateway)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", BRIDGE],
+                         capture_output=True, text=True, check=True).stdout
+    ip = str(ipaddress.ip_interface(out.split()[3]).ip)
+    server = socket.create_server((ip, 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                server.accept()[0].close()
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield ip, server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+def test_without_an_agent_the_policy_is_not_enforced(
+        kube: KubeCluster, store_fleet: StoreFleet, listener: str,
+        bridge_listener: tuple[str, int]) -> None:
+    """The control for the next test: the same connections open when nothing enforces."""
+    (pod, *_) = fleet_pod_ips(kube, store_fleet)
+    assert kube.node.policy_agent_rules() == ""
+    for host, port in ((listener, LISTENER_PORT), bridge_listener):
+        assert kube.wait_for(lambda host=host, port=port: connect_from(
+            kube, store_fleet.namespace, pod, host, port) == "open",
+            f"{pod} reaching {host}:{port} without an agent")
+
+
+def test_an_agent_enforces_the_operators_policy(
+        kube: KubeCluster, store_fleet: StoreFleet, listener: str, policy_agent: None,
+        bridge_listener: tuple[str, int]) -> None:
+    ns = store_fleet.namespace
+    pods = fleet_pod_ips(kube, store_fleet)
+    kube.wait_for(lambda: all(ip in kube.node.policy_agent_rules() for ip in pods.values()),
+                  "the agent's rules for the fleet's pods")
+    # The fleet's pods cannot open a connection out, to a pod or to the node...
+    for pod in pods:
+        for what, (host, port) in (("a pod", (listener, LISTENER_PORT)),
+                                   ("the node", bridge_listener)):
+            got = connect_from(kube, ns, pod, host, port)
+            assert got != "open", (pod, what, host)
+            kube.figures[f"fleet pod -> a listener on {what}, agent on"] = got
+    # ... while a client pod of the namespace, which no policy selects, reaches that
+    # listener and port 8080 of every fleet pod.
+    got = client_pod(kube, ns, "client-policy", CLIENT_CHECKS,
+                     [listener, str(LISTENER_PORT), *pods.values()])
+    assert got == {"listener": "open", **{ip: 200 for ip in pods.values()}}, got
+    # The one egress the policy allows: the object store.
     check_every_pod_serves_an_upload(kube, store_fleet)
