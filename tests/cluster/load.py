@@ -34,6 +34,7 @@ class Tally:
     documents: int = 0
     answers: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # by exception class
+    problems: Counter[str] = field(default_factory=Counter)  # other answers: "status type"
     lost: list[str] = field(default_factory=list)  # why each lost document was given up
     seconds: float = 0.0  # from the start to the last client's end
 
@@ -48,7 +49,8 @@ class Tally:
 
     def summary(self) -> str:
         return (f"{self.documents} PDFs in {self.seconds:.1f} s ({self.per_minute:.0f}/min), "
-                f"answers {dict(self.answers)}, failed connections {dict(self.errors)}, "
+                f"answers {dict(self.answers)} {dict(self.problems)}, "
+                f"failed connections {dict(self.errors)}, "
                 f"lost {len(self.lost)}")
 
 
@@ -120,7 +122,11 @@ class Load:
         limits = httpx.Limits(max_keepalive_connections=0)  # a new connection each attempt
         with httpx.Client(timeout=60, headers=headers, limits=limits) as http:
             while self._take():
-                self._document(http)
+                try:
+                    self._document(http)
+                except Exception as exc:  # a client that died would lose documents unseen
+                    with self._lock:
+                        self.tally.lost.append(f"the client failed: {exc!r}")
 
     def _document(self, http: httpx.Client) -> None:
         give_up = time.monotonic() + DOCUMENT_BUDGET
@@ -148,6 +154,10 @@ class Load:
             with self._lock:
                 self.tally.documents += 1
             return None, ""
+        kind = r.json().get("type", "") if r.headers.get("content-type", "").startswith(
+            "application/problem+json") else ""
+        with self._lock:
+            self.tally.problems[f"{r.status_code} {kind.rsplit('/', 1)[-1]}"] += 1
         told = r.headers.get("retry-after", "")
         if r.status_code in (429, 503) and told.isdigit():
             return min(float(told), MAX_RETRY_AFTER), ""
