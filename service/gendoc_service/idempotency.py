@@ -328,6 +328,17 @@ class IdempotencyMiddleware:
         chunks: list[bytes] = []
         size = 0
         client_gone = False
+        settled = False
+
+        async def settle() -> None:
+            nonlocal settled
+            settled = True
+            if not keep(status):
+                await _settle(store.release, key)
+                return
+            response = StoredResponse(status, headers, b"".join(chunks)) \
+                if size <= self.policy.max_bytes else None
+            await _settle(store.complete, key, Record(fp, True, response), self.policy.retention)
 
         async def capture(message: Message) -> None:
             nonlocal status, headers, size, client_gone
@@ -342,6 +353,11 @@ class IdempotencyMiddleware:
                     chunks.append(chunk)
                 else:
                     chunks.clear()  # too large to keep: hold no more of it
+                if not message.get("more_body", False):
+                    # Kept before its last byte goes out: a client that has the whole
+                    # answer and sends the key again at once must find it kept, not
+                    # still in use (409).
+                    await settle()
             if client_gone:
                 return
             try:
@@ -352,14 +368,11 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, _replaying(body), capture)
         except BaseException:
-            await _settle(store.release, key)
+            if not settled:
+                await _settle(store.release, key)
             raise
-        if not keep(status):
-            await _settle(store.release, key)
-            return
-        response = StoredResponse(status, headers, b"".join(chunks)) \
-            if size <= self.policy.max_bytes else None
-        await _settle(store.complete, key, Record(fp, True, response), self.policy.retention)
+        if not settled:  # the app ended without a last body message
+            await settle()
 
 
 async def _settle(call: Callable[..., None], *args: Any) -> None:

@@ -215,3 +215,17 @@ def test_a_multipart_retry_with_a_new_boundary_is_the_same_request(
     assert first.status_code == again.status_code == 200
     assert again.headers["idempotent-replayed"] == "true" and again.content == first.content
     assert post("Bob").status_code == 422
+
+
+def test_the_same_key_sent_again_as_soon_as_the_answer_arrived_is_replayed(
+        client: httpx.Client) -> None:
+    """The answer is kept before its last byte goes out: a client that retries the moment
+    it has the whole answer never finds the key still in use (409)."""
+    docx = make_docx("Hello {{ who }}")
+    for _ in range(20):
+        key = str(uuid.uuid4())
+        first, again = (client.post("/v1/render", files={"template": ("hello.docx", docx, DOCX)},
+                                    data={"data": json.dumps({"who": "Ada"}), "format": "docx"},
+                                    headers={"Idempotency-Key": key}) for _ in range(2))
+        assert (first.status_code, again.status_code) == (200, 200), again.text
+        assert again.headers["idempotent-replayed"] == "true"
