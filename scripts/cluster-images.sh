@@ -89,8 +89,18 @@ wheels() { # DIR PIP-WHEEL-ARGS...: build into DIR.tmp, then rename (an interrup
 wheels "$DEPS"
 rm -f "$DEPS"/gendoc-*.whl
 wheels "$GENDOC" --no-deps
-find "$OUT" -maxdepth 1 -type d \( -name 'deps-*' ! -name "deps-$deps_hash" -o \
-  -name 'gendoc-*' ! -name "gendoc-$wheel_hash" -o -name 'wheels-*' \) -exec rm -rf {} +
+# Superseded builds only take space, but another checkout of gendoc on this
+# machine (a second worktree) may still use them: what no run has used for
+# GENDOC_IMAGES_KEEP_HOURS (default 48) goes, so engineers who alternate
+# between checkouts do not rebuild each other's images every time.
+KEEP_MIN=$((${GENDOC_IMAGES_KEEP_HOURS:-48} * 60))
+USED="$OUT/used"
+mkdir -p "$USED"
+used() { local r; for r in "$@"; do touch "$USED/${r//[:\/]/-}"; done; }
+stale() { local s="$USED/${1//[:\/]/-}"; [ ! -e "$s" ] || [ -n "$(find "$s" -mmin +"$KEEP_MIN")" ]; }
+touch "$DEPS" "$GENDOC"
+find "$OUT" -maxdepth 1 -type d \( -name 'deps-*' -o -name 'gendoc-*' -o -name 'wheels-*' \) \
+  -mmin +"$KEEP_MIN" -exec rm -rf {} +
 
 # ---- 3./4. the images ------------------------------------------------------------
 # A build context of its own: the Dockerfiles' repository paths plus wheels/{deps,gendoc}.
@@ -166,15 +176,18 @@ for ref in "${refs[@]}"; do
     docker save "$ref" >"$tar.tmp"
     mv "$tar.tmp" "$tar"
   fi
+  touch "$tar"
   tars+=("\"$tar\"")
 done
-# Images and tars of superseded builds only take space.
+# Images and tars of superseded builds: the same rule as the wheels above.
+used "${refs[@]}" "${REF[@]}" "$DEBIAN"
 docker images --format '{{.Repository}}:{{.Tag}}' | grep '^gendoc-' | while read -r ref; do
-  case " ${refs[*]} ${REF[*]} $DEBIAN " in *" $ref "*) ;; *) docker rmi "$ref" >/dev/null || true ;; esac
+  if stale "$ref"; then
+    docker rmi "$ref" >/dev/null || true
+    rm -f "$USED/${ref//[:\/]/-}"
+  fi
 done
-find "$OUT" -maxdepth 1 -name 'gendoc-*.tar' | while read -r f; do
-  case " ${tars[*]} " in *"\"$f\""*) ;; *) rm -f "$f" ;; esac
-done
+find "$OUT" -maxdepth 1 -name 'gendoc-*.tar' -mmin +"$KEEP_MIN" -delete
 # Images a locally imported tar names without a registry are docker.io/library/'s.
 printf '{"registry": "docker.io/library", "tag": "%s", "pause": "docker.io/library/%s", "tars": [%s], "tools": {"s3": "docker.io/library/%s"}}\n' \
   "$TAG" "${REF[pause]}" "$(IFS=,; echo "${tars[*]}")" "${REF[s3]}"
