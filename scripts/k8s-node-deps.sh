@@ -18,13 +18,17 @@ log() { printf 'k8s-node-deps: %s\n' "$*" >&2; }
 sh images/install-debian-packages.sh scripts/k8s-node-packages.txt
 
 CACHE_ROOT="${GENDOC_CACHE:-$HOME/.cache/gendoc}"
+mkdir -p "$CACHE_ROOT/docker"
+# One starter at a time: two callers that both found no dockerd each started one,
+# and the second died on the first's pid file ("pid file found"), failing its run.
+exec 8>"$CACHE_ROOT/docker/.start.lock"
+flock 8
 if ! docker info >/dev/null 2>&1; then
-  mkdir -p "$CACHE_ROOT/docker"
   log "starting dockerd (log: $CACHE_ROOT/docker/dockerd.log)"
-  # 9>&-: the callers hold their build lock on fd 9 (cluster-images.sh, cache.sh); a
-  # dockerd that inherited it would hold that lock for as long as it runs.
+  # 8>&- 9>&-: this start lock, and the callers' build lock on fd 9 (cluster-images.sh,
+  # cache.sh); a dockerd that inherited either would hold it for as long as it runs.
   setsid nohup dockerd --iptables=false --ip6tables=false --bridge=none \
-    >>"$CACHE_ROOT/docker/dockerd.log" 2>&1 </dev/null 9>&- &
+    >>"$CACHE_ROOT/docker/dockerd.log" 2>&1 </dev/null 8>&- 9>&- &
   for _ in $(seq 600); do
     docker info >/dev/null 2>&1 && break
     kill -0 $! 2>/dev/null || { log "dockerd exited:"; tail -20 "$CACHE_ROOT/docker/dockerd.log" >&2; exit 1; }
@@ -32,3 +36,4 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null 2>&1 || { log "dockerd did not answer within 60 s"; exit 1; }
 fi
+exec 8>&-
