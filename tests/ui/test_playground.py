@@ -11,14 +11,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import uuid
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import EXAMPLES
 from docx_helpers import make_docx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from .conftest import API_KEY, Stack
 
@@ -77,6 +79,9 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     csp_reports: list[str] = []
     page.on("console", lambda m: csp_reports.append(m.text)
             if "Content Security Policy" in m.text else None)
+    requests: list[Request] = []
+    # A lambda: Playwright marks its handler with an attribute, which a bound builtin cannot take.
+    page.on("request", lambda r: requests.append(r))
 
     response = page.goto(stack.url + "/ui/")
     assert response is not None and response.status == 200
@@ -98,6 +103,8 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     for var in ("invoice", "number", "customer", "name", "items", "price", "total"):
         expect(tree.locator(".var", has_text=var).first).to_be_visible()
     expect(tree.locator("li[data-path='items']")).to_contain_text("(list)")
+    # Set once the page is up: still there at the end means no edit below reloaded it.
+    page.evaluate("window.gendocSamePage = true")
 
     # Empty data: every path missing, marked in the list and in the tree.
     missing = page.locator("#missing li")
@@ -106,9 +113,15 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     first = _wait_preview_current(page)
     page.screenshot(path=shots / "01-missing-data.png", full_page=True)
 
-    # Part of the data: fewer missing, and an unknown path marked as such.
-    _type_data(page, {"invoice": {"number": "INV-7"}, "customer": {"name": "Ada"},
-                      "custmer": {"name": "typo"}})
+    # Part of the data, typed key by key: checked as it is typed (the half typed is
+    # not JSON yet), then fewer missing, and an unknown path marked as such.
+    typed = json.dumps({"invoice": {"number": "INV-7"}, "customer": {"name": "Ada"},
+                        "custmer": {"name": "typo"}})
+    editor = page.locator("#data")
+    editor.fill("")
+    editor.press_sequentially(typed[:30])
+    expect(page.locator("#data-state")).to_contain_text("Not valid JSON yet")
+    editor.press_sequentially(typed[30:])
     expect(missing).to_have_text(["items", "total"])
     expect(page.locator("#unknown li")).to_have_text(["custmer"])
     expect(tree.locator("li.present[data-path='invoice']")).to_be_visible()
@@ -125,11 +138,16 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     expect(page.locator("#preview-state")).to_have_text("(1 page)")
     page.screenshot(path=shots / "02-preview.png", full_page=True)
 
-    # Saved with the template: a reload brings the data back.
+    # Three previews, each refreshed in place: the page was never reloaded.
+    assert page.evaluate("window.gendocSamePage") is True
+
+    # Saved with the template: a reload brings the data back, and the key is still
+    # set (entered once for this tab's session).
     page.get_by_role("button", name="Save with template").click()
     expect(page.locator("#data-state")).to_have_text("Saved with the template.")
     page.reload()
     expect(page.locator("#data")).to_have_value(json.dumps(COMPLETE, indent=2))
+    expect(page.locator("#key-state")).to_have_text("key set for this tab")
 
     # Downloads: a real PDF and a real DOCX.
     with page.expect_download() as pdf_download:
@@ -177,6 +195,52 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
 
     assert dialogs == [], "a script ran that should not have"
     assert csp_reports == []
+    _assert_only_the_service_asked(requests, stack.url)
+
+
+def _assert_only_the_service_asked(requests: list[Request], origin: str) -> None:
+    """Everything the browser fetched came from the service itself (or blob: URLs the
+    page made of preview pages); every API call after the key was entered carried it
+    in X-API-Key, none in a URL or a cookie."""
+    assert requests, "the page made no requests"
+    elsewhere = [r.url for r in requests if not r.url.startswith((origin + "/", "blob:"))]
+    assert elsewhere == []
+    assert not any(API_KEY in r.url for r in requests)
+    assert not any("cookie" in r.all_headers() for r in requests)
+    api = [r for r in requests if r.url.startswith(origin + "/v1/")]
+    keyed = [r for r in api if r.all_headers().get("x-api-key") == API_KEY]
+    # Only the list asked for before the key was entered goes without it.
+    assert len(api) - len(keyed) == 1 and len(keyed) > 10, [r.url for r in api]
+    assert {r.method for r in keyed} >= {"GET", "PUT", "POST"}
+    assert {r.url.removeprefix(origin) for r in requests} >= {
+        "/ui/", "/ui/app.js", "/ui/api.js", "/ui/check.js", "/ui/explain.js", "/ui/style.css"}
+
+
+def test_templates_list(stack: Stack, page: Page) -> None:
+    """The list: each template's name (a link to its page), current version, when it
+    was last updated, its size and how many versions it has, as the API lists them."""
+    name = f"listed-{uuid.uuid4().hex[:6]}"
+    headers = {"x-api-key": API_KEY, "content-type": "application/octet-stream"}
+    for docx in (V1, V2):
+        httpx.put(f"{stack.url}/v1/templates/{name}", content=docx,
+                  headers=headers).raise_for_status()
+    listed = next(t for t in httpx.get(f"{stack.url}/v1/templates", headers=headers)
+                  .json()["templates"] if t["name"] == name)
+    page.goto(stack.url + "/ui/")
+    _enter_key(page)
+    row = page.locator("#templates tbody tr").filter(
+        has=page.get_by_role("link", name=name, exact=True))
+    expect(page.locator("#templates thead th")).to_have_text(
+        ["Name", "Current version", "Updated", "Size", "Versions"])
+    updated = listed["updated"].replace("T", " ").replace("Z", " UTC")
+    # Rounded as JavaScript's toFixed(1) does: ties upwards (n / 1024 is exact).
+    kib = (Decimal(listed["size"]) / 1024).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    assert listed["size"] == len(V2) and listed["latest"] == hashlib.sha256(V2).hexdigest()
+    expect(row.locator("td")).to_have_text([
+        name, listed["latest"][:12], updated, f"{kib} KiB", "2"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? UTC", updated)
+    row.get_by_role("link", name=name).click()
+    expect(page.locator("#template-title")).to_have_text(name)
 
 
 def test_versions_download_make_current_delete(stack: Stack, page: Page) -> None:
