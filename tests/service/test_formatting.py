@@ -11,12 +11,15 @@ import io
 import json
 import uuid
 import zipfile
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from babel import dates, numbers
+from conftest import ServerProcess, start_service
 from docx_helpers import make_docx, part_texts
 from gendoc_service.errors import InvalidFormatValue, UndefinedVariables
 from gendoc_service.rendering import Renderer, RenderOptions
@@ -39,10 +42,10 @@ DATA = {"amount": "1234567.891", "count": 1234.5, "share": 0.256, "due": "2026-0
         "at": "2026-03-01T13:05:00Z"}
 
 
-def expected(locale: str) -> list[str]:
-    """What Babel itself gives for DATA in `locale`, time zone TZ."""
+def expected(locale: str, tz: str = TZ) -> list[str]:
+    """What Babel itself gives for DATA in `locale`, time zone `tz`."""
     at = dt.datetime(2026, 3, 1, 13, 5, tzinfo=dt.UTC)
-    zone = ZoneInfo(TZ)
+    zone = ZoneInfo(tz)
     return [
         f"C[{numbers.format_currency(Decimal('1234567.891'), 'EUR', locale=locale)}]",
         f"D[{numbers.format_decimal(1234.5, locale=locale)}]",
@@ -145,6 +148,54 @@ def test_batch_with_locale_and_timezone(client: httpx.Client) -> None:
     with zipfile.ZipFile(io.BytesIO(r.content)) as z:
         documents = [z.read(n) for n in sorted(z.namelist())]
     assert [body(d) for d in documents] == [expected("ja_JP")] * 2
+
+
+def test_decimal_strings_through_the_api_keep_every_digit(client: httpx.Client) -> None:
+    name = put_template(client, make_docx("{{ a|format_decimal('#,##0.00') }}",
+                                          "{{ a|format_currency('EUR') }}"))
+    r = client.post("/v1/render", json={"template": name, "format": "docx", "locale": "de_DE",
+                                        "data": {"a": "98765432109876543.21"}})
+    assert r.status_code == 200, r.text
+    # Through a float the last digits would read ...544,00.
+    assert body(r.content) == ["98.765.432.109.876.543,21", "98.765.432.109.876.543,21\xa0€"]
+
+
+def test_job_with_locale_and_timezone(client: httpx.Client) -> None:
+    from jobs.jobs_support import result_zip, submit, wait_final
+
+    name = put_template(client, TEMPLATE)
+    job = submit(client, name, [DATA, DATA], locale="ar_EG", timezone="America/Sao_Paulo")
+    assert wait_final(client, job["id"])["status"] == "succeeded"
+    archive = result_zip(client, job["id"])
+    assert [body(archive.read(n)) for n in sorted(archive.namelist())] == [
+        expected("ar_EG", "America/Sao_Paulo")] * 2
+
+
+@pytest.fixture(scope="module")
+def defaults_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A service whose defaults are what a DocGenerator's spec.service.locale / timezone
+    set (the operator writes them as these variables: tests/operator/test_children.py)."""
+    tmp: Path = tmp_path_factory.mktemp("locale-defaults")
+    server = start_service(tmp, env={"GENDOC_DEFAULT_LOCALE": "fr-FR",
+                                     "GENDOC_DEFAULT_TIMEZONE": "Asia/Tokyo"})
+    yield server
+    server.stop()
+
+
+def test_service_defaults_apply_when_a_request_names_none(
+        defaults_service: ServerProcess) -> None:
+    with httpx.Client(base_url=defaults_service.url, timeout=30) as client:
+        name = put_template(client, TEMPLATE)
+        r = client.post("/v1/render", json={"template": name, "data": DATA, "format": "docx"})
+        assert r.status_code == 200, r.text
+        assert body(r.content) == expected("fr_FR", "Asia/Tokyo")
+        # The request's own locale and zone win over the defaults, each on its own.
+        r = client.post("/v1/render", json={"template": name, "data": DATA, "format": "docx",
+                                            "locale": "ja_JP"})
+        assert body(r.content) == expected("ja_JP", "Asia/Tokyo")
+        r = client.post("/v1/render", json={"template": name, "data": DATA, "format": "docx",
+                                            "timezone": TZ})
+        assert body(r.content) == expected("fr_FR", TZ)
 
 
 @pytest.mark.parametrize(("field", "value"), [("locale", "xx_QQ"), ("locale", "not a locale"),
