@@ -95,17 +95,23 @@ def test_the_sub_template_keeps_its_style_numbering_and_picture(renderer: Render
                           RenderOptions(includes={"letterhead": letterhead()}))
     assert part_texts(out)["word/document.xml"] == [
         "Dear Ann,", "ACME for Ann", "first Lyon", "second", "", "Regards"]
-    doc = Document(io.BytesIO(out))
-    assert doc.paragraphs[1].style.name == "GendocLetterhead"
-    assert doc.paragraphs[1].style.font.bold
+    assert_letterhead_kept(out, 1)
+
+
+def assert_letterhead_kept(docx: bytes, first: int) -> None:
+    """The letterhead's style, upper-Roman list and picture are in `docx`, its heading at
+    paragraph `first`."""
+    doc = Document(io.BytesIO(docx))
+    assert doc.paragraphs[first].style.name == "GendocLetterhead"
+    assert doc.paragraphs[first].style.font.bold
     # The list's numId leads to the sub-template's upper-Roman definition.
-    numbering = _xml(out, "word/numbering.xml")
-    num_id = doc.paragraphs[2]._p.pPr.numPr.numId.val
+    numbering = _xml(docx, "word/numbering.xml")
+    num_id = doc.paragraphs[first + 1]._p.pPr.numPr.numId.val
     abstract_id = numbering.find(f"{W}num[@{W}numId='{num_id}']/{W}abstractNumId").get(f"{W}val")
     abstract = numbering.find(f"{W}abstractNum[@{W}abstractNumId='{abstract_id}']")
     assert abstract.find(f"{W}lvl/{W}numFmt").get(f"{W}val") == "upperRoman"
     # The picture's relationship resolves to the same image bytes.
-    [blip] = _xml(out, "word/document.xml").iter(A_BLIP)
+    [blip] = _xml(docx, "word/document.xml").iter(A_BLIP)
     assert doc.part.related_parts[blip.get(R_EMBED)].blob == PNG
 
 
@@ -389,3 +395,29 @@ def test_include_in_an_async_job(client: httpx.Client) -> None:
     assert client.delete(f"/v1/templates/{sub}").status_code == 204
     r = client.post("/v1/jobs", json={"template": top, "items": [{}], "format": "docx"})
     assert r.status_code == 422 and r.json()["chain"] == [top, sub]
+
+
+def test_include_of_a_version_through_the_api_keeps_style_numbering_and_picture(
+        client: httpx.Client) -> None:
+    """include('NAME@VERSION') takes that version, not the current one, and the included
+    letterhead's paragraph style, upper-Roman list and picture reach the document."""
+    tag = uuid.uuid4().hex[:8]
+    head, letter = f"vhead-{tag}", f"vletter-{tag}"
+    first = _put(client, head, letterhead())
+    assert first.status_code == 201, first.text
+    old = first.json()["version"]
+    assert _put(client, head, make_docx("Current letterhead")).status_code == 201
+    r = _put(client, letter, make_docx("{{p include('" + head + "@" + old + "') }}",
+                                       "{{p include('" + head + "') }}"))
+    assert r.status_code == 201, r.text
+    out = client.post("/v1/render", json={"template": letter, "format": "docx", "data": {
+        "customer": {"name": "Ann", "city": "Oslo"}}})
+    assert _body(out)[:3] == ["ACME for Ann", "first Oslo", "second"]
+    assert "Current letterhead" in _body(out)
+    assert_letterhead_kept(out.content, 0)
+    meta = client.get(f"/v1/templates/{letter}").json()
+    assert meta["includes"] == [f"{head}@{old}", head]
+    # A version that does not exist is a 422 naming the chain, at upload.
+    missing = _put(client, f"x-{tag}", make_docx("{{p include('" + head + "@" + "0" * 64 + "') }}"))
+    assert missing.status_code == 422 and missing.json()["chain"] == [f"x-{tag}",
+                                                                      f"{head}@{'0' * 64}"]
