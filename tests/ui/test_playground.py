@@ -44,6 +44,13 @@ COMPLETE = {"invoice": {"number": "INV-7"}, "customer": {"name": "Ada Lovelace"}
             "items": [{"name": "Design", "price": 450}], "total": 450}
 
 
+# Installed before the page's own scripts (init scripts are not subject to its CSP):
+# every violation the browser reports, whatever the console says.
+CSP_WATCH = """window.cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+    (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"""
+
+
 def _write(tmp: Path, name: str, data: bytes) -> Path:
     path = tmp / name
     path.write_bytes(data)
@@ -79,6 +86,7 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     csp_reports: list[str] = []
     page.on("console", lambda m: csp_reports.append(m.text)
             if "Content Security Policy" in m.text else None)
+    page.add_init_script(CSP_WATCH)
     requests: list[Request] = []
     # A lambda: Playwright marks its handler with an attribute, which a bound builtin cannot take.
     page.on("request", lambda r: requests.append(r))
@@ -195,6 +203,7 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
 
     assert dialogs == [], "a script ran that should not have"
     assert csp_reports == []
+    assert page.evaluate("window.cspViolations") == []
     _assert_only_the_service_asked(requests, stack.url)
 
 
@@ -345,6 +354,17 @@ def test_names_are_text(stack: Stack, page: Page, shots: Path) -> None:
     page.screenshot(path=shots / "05-name-as-text.png", full_page=True)
     assert page.locator("img[src='x']").count() == 0
     assert page.evaluate("document.querySelectorAll('main img').length") == 0
+    # A key typed into the sample data (not a variable of the template): listed as text.
+    name = f"text-{uuid.uuid4().hex[:6]}"
+    httpx.put(f"{stack.url}/v1/templates/{name}", content=make_docx("Hi {{ who }}"),
+              headers={"x-api-key": API_KEY, "content-type": "application/octet-stream"}
+              ).raise_for_status()
+    page.goto(f"{stack.url}/ui/#/t/{name}")
+    expect(page.locator("#missing li")).to_have_text(["who"])
+    _type_data(page, {"who": XSS, XSS: 1})
+    expect(page.locator("#unknown li")).to_have_text([XSS])
+    _wait_preview_current(page)
+    assert page.locator("img[src='x']").count() == 0
     assert dialogs == []
 
 
@@ -364,6 +384,18 @@ def test_content_security_policy(stack: Stack) -> None:
     assert httpx.get(stack.url + "/ui", follow_redirects=False).headers["location"] == "ui/"
     assert httpx.get(stack.url + "/ui", follow_redirects=True).url.path == "/ui/"
     assert httpx.get(stack.url + "/ui/axe.min.js").status_code == 404
+
+
+def test_the_browser_enforces_the_csp(stack: Stack, page: Page) -> None:
+    """The header is not only sent but obeyed: an inline script is refused and reported."""
+    page.add_init_script(CSP_WATCH)
+    page.goto(stack.url + "/ui/")
+    expect(page.locator("#list-view")).to_be_visible()  # the page's own module ran
+    page.evaluate("""() => { const s = document.createElement('script');
+        s.textContent = 'window.inlineRan = true'; document.head.append(s); }""")
+    page.wait_for_function("window.cspViolations.length > 0")
+    assert page.evaluate("window.cspViolations") == ["script-src-elem inline"]
+    assert page.evaluate("window.inlineRan") is None
 
 
 def test_check_module(stack: Stack, page: Page) -> None:
