@@ -226,6 +226,11 @@ async def _read_form(request: Request, settings: ConverterSettings
                 if value.size is not None and value.size > limit:
                     raise BadForm(f"File '{name}' is larger than {settings.max_upload_mb} MiB")
                 files.append((name, await value.read()))
+            elif key in fields:
+                # Gotenberg 8.36 reads repeated watermark*/stamp* fields as several; this
+                # converter applies one of each, so a second is refused, never dropped.
+                raise BadForm(f"Form field '{key}' is given more than once; this converter "
+                              "reads each field once (see docs/pdf.md)")
             else:
                 fields[key] = value
         if not files:

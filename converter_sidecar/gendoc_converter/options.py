@@ -68,9 +68,10 @@ class FormFields(Mapping[str, str]):
         return sorted(k for k, v in self._fields.items() if k not in self.read and v.strip())
 
 
-# Form fields of Gotenberg 8.34's LibreOffice route that this converter does not
+# Form fields of Gotenberg 8.34-8.36's LibreOffice route that this converter does not
 # implement (pkg/modules/libreoffice/routes.go, pkg/modules/pdfengines/routes.go,
-# pkg/modules/api/context.go), to say so in the 400 rather than "unknown".
+# pkg/modules/api/context.go; 8.36 added optimizeImages and imageQuality), to say so in
+# the 400 rather than "unknown".
 GOTENBERG_FIELDS = frozenset({
     "password", "updateIndexes", "exportFormFields", "allowDuplicateFieldNames",
     "exportBookmarks", "exportBookmarksToPdfDestination", "exportPlaceholders", "exportNotes",
@@ -87,7 +88,7 @@ GOTENBERG_FIELDS = frozenset({
     "nativePdfFormats", "flatten", "splitMode", "splitSpan", "splitUnify", "rotateAngle",
     "rotatePages", "watermarkPages", "stampSource", "stampExpression", "stampPages",
     "stampOptions", "embedsMetadata", "facturxConformanceLevel", "facturxDocumentType",
-    "facturxVersion", "downloadFrom",
+    "facturxVersion", "downloadFrom", "optimizeImages", "imageQuality",
 })
 # File fields Gotenberg reads as something other than a document to convert.
 GOTENBERG_FILE_FIELDS = frozenset({"embeds", "watermark", "stamp", "facturxXml"})

@@ -88,3 +88,50 @@ def test_gotenberg_file_fields_not_implemented_are_400(converter_http: httpx.Cli
     two = _files("g.docx", "h.docx")
     r = converter_http.post(CONVERT, files=two, data={"merge": "true", "pdfa": "PDF/A-3b"})
     assert r.status_code == 400 and "cannot keep PDF/A" in r.text, r.text
+
+
+# Every form field Gotenberg 8.36's LibreOffice route reads (pkg/modules/libreoffice/routes.go
+# and the pdfengines and api fields it uses), written out here from Gotenberg's source rather
+# than taken from the converter's own list, less the ones this converter implements.
+GOTENBERG_8_NOT_IMPLEMENTED = [
+    "addOriginalDocumentAsStream", "allowDuplicateFieldNames", "centerWindow",
+    "convertOooTargetToPdfTarget", "displayPDFDocumentTitle", "exportBookmarks",
+    "exportFormFields", "exportHiddenSlides", "exportLinksRelativeFsys", "exportNotes",
+    "exportNotesInMargin", "exportNotesPages", "exportOnlyNotesPages", "exportPlaceholders",
+    "firstPageOnLeft", "hideViewerMenubar", "hideViewerToolbar", "hideViewerWindowControls",
+    "initialPage", "initialView", "losslessImageCompression", "magnification",
+    "maxImageResolution", "nativePdfFormats", "nativeTiledWatermarkText", "nativeWatermarkColor",
+    "nativeWatermarkFontHeight", "nativeWatermarkFontName", "nativeWatermarkRotateAngle",
+    "nativeWatermarkText", "openBookmarkLevels", "openInFullScreenMode", "pageLayout", "password",
+    "quality", "reduceImageResolution", "resizeWindowToInitialPage", "singlePageSheets",
+    "skipEmptyPages", "updateIndexes", "useTransitionEffects", "zoom", "flatten", "splitMode",
+    "splitSpan", "splitUnify", "rotateAngle", "rotatePages", "embedsMetadata",
+    "facturxConformanceLevel", "facturxDocumentType", "facturxVersion", "optimizeImages",
+    "imageQuality", "watermarkPages", "stampSource", "stampExpression", "stampPages",
+    "stampOptions", "downloadFrom",
+]
+
+
+def test_every_gotenberg_8_field_not_implemented_is_named(converter_http: httpx.Client) -> None:
+    r = converter_http.post(CONVERT, files=_files("i.docx"),
+                            data=dict.fromkeys(GOTENBERG_8_NOT_IMPLEMENTED, "1"))
+    assert r.status_code == 400, r.text
+    named, _, rest = r.text.partition("not implemented by this converter: ")
+    assert named and "unknown" not in r.text, r.text
+    assert sorted(rest.split(" (see")[0].replace("'", "").split(", ")) == sorted(
+        GOTENBERG_8_NOT_IMPLEMENTED)
+    # Each alone too: no field is refused only for the company it keeps.
+    for field in GOTENBERG_8_NOT_IMPLEMENTED:
+        one = converter_http.post(CONVERT, files=_files("j.docx"), data={field: "1"})
+        assert one.status_code == 400 and f"'{field}'" in one.text, (field, one.text)
+
+
+def test_a_repeated_field_is_400_not_the_last_one_kept(converter_http: httpx.Client) -> None:
+    """Gotenberg 8.36 draws one watermark per repeated watermarkSource/Expression; this
+    converter draws one, so a second is refused rather than dropped."""
+    r = converter_http.post(CONVERT, files=[*_files("k.docx"),
+                                            ("watermarkSource", (None, b"text")),
+                                            ("watermarkExpression", (None, b"FIRST")),
+                                            ("watermarkExpression", (None, b"SECOND"))])
+    assert r.status_code == 400, r.text
+    assert "'watermarkExpression' is given more than once" in r.text
