@@ -137,3 +137,19 @@ def with_annex() -> bytes:
 def lines_data(lengths: list[int]) -> list[dict[str, Any]]:
     return [{"ref": f"L-{i}", "lines": [f"line {j} of {i}" for j in range(n)]}
             for i, n in enumerate(lengths)]
+
+
+def cross_reference() -> bytes:
+    """A bookmark around data and a REF field showing the bookmarked text: with the
+    bookmark names of two items meeting, an item's field would show its neighbour's."""
+    doc = Document()
+    paragraph = doc.add_paragraph("Item ")
+    for xml in (f'<w:bookmarkStart {_W} w:id="7" w:name="subject"/>',
+                f'<w:r {_W}><w:t>{{{{ ref }}}}</w:t></w:r>',
+                f'<w:bookmarkEnd {_W} w:id="7"/>'):
+        paragraph._p.append(parse_xml(xml))
+    doc.add_paragraph("{%p for line in lines %}")
+    doc.add_paragraph("{{ line }}")
+    doc.add_paragraph("{%p endfor %}")
+    _field(doc.add_paragraph("This was item "), "REF subject \\h")
+    return _save(doc)

@@ -7,14 +7,16 @@ import json
 import zipfile
 
 import pytest
+from batch.templates import REPORT_ITEMS, report
 from conftest import CORPUS
 from docx import Document
 from docx_helpers import make_docx
 from gendoc_service import merging
-from gendoc_service.chunks import estimated_pages
+from gendoc_service.chunks import estimated_pages, render_chunk
 from gendoc_service.pipeline import batch_mode, chunk_size
-from gendoc_service.rendering import Renderer
+from gendoc_service.rendering import Renderer, RenderOptions
 from gendoc_service.splitting import SplitFailed, boundaries
+from lxml import etree
 
 from gendoc.bench import documents
 
@@ -119,3 +121,24 @@ def test_pages_are_estimated_from_text_rows_and_breaks() -> None:
     assert 2.5 <= estimates["contract3"] <= 4.5
     assert 30 <= estimates["report"] <= 90
     assert estimated_pages(b'<w:p><w:r><w:br w:type="page"/></w:r></w:p>') == 2.0
+
+
+def test_each_item_links_to_its_own_url_under_ids_of_its_own() -> None:
+    """Links are checked in the merged .docx: this LibreOffice exports none into the PDF
+    (no /Link annotation, even alone), so the PDF comparison cannot see them."""
+    result = render_chunk(Renderer(16 << 20), report(), REPORT_ITEMS, RenderOptions(), 50)
+    parts = merging.read_package(result.merged[0].docx)
+    rels = etree.fromstring(parts[merging.DOCUMENT_RELS])
+    ids = [rel.get("Id") for rel in rels]
+    assert len(ids) == len(set(ids))
+    targets = {rel.get("Id"): rel.get("Target") for rel in rels}
+    w, r = f"{{{merging.W_NS}}}", f"{{{merging.R_NS}}}"
+    item, links = -1, []
+    for element in etree.fromstring(parts[merging.DOCUMENT]).iter(f"{w}bookmarkStart",
+                                                                    f"{w}hyperlink"):
+        name = str(element.get(f"{w}name", ""))
+        if name.startswith(merging.ITEM_BOOKMARK_PREFIX):
+            item = int(name.removeprefix(merging.ITEM_BOOKMARK_PREFIX))
+        elif element.tag == f"{w}hyperlink":
+            links.append((item, targets[element.get(f"{r}id")]))
+    assert links == [(i, f"https://example.org/{i}") for i in range(len(REPORT_ITEMS))]

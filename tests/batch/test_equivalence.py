@@ -4,6 +4,7 @@ the item rendered and converted alone: real renders, real LibreOffice (our conve
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -11,8 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pikepdf
 import pytest
-from batch.templates import REPORT_ITEMS, even_odd, lines_data, report, with_annex
+from batch.templates import (
+    REPORT_ITEMS,
+    cross_reference,
+    even_odd,
+    lines_data,
+    report,
+    with_annex,
+)
 from conftest import CORPUS, EXAMPLES, corpus_cases
 from converter.converter_support import start_converter
 from docx_helpers import make_docx
@@ -46,15 +55,43 @@ def pages(pdf: bytes) -> list[str]:
     return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
 
 
+def pictures(pdf: bytes) -> list[list[tuple[tuple[int, int], str]]]:
+    """Each page's pictures as drawn (size and a digest of the pixels), in drawing order:
+    an item showing a neighbour's picture (a relationship id meeting another's) differs
+    where the text does not."""
+    def drawn(content: Any, resources: Any, found: list[tuple[tuple[int, int], str]]) -> None:
+        xobjects = resources.get("/XObject", {}) if resources is not None else {}
+        for operands, operator in pikepdf.parse_content_stream(content):
+            xobject = xobjects.get(operands[0]) if str(operator) == "Do" else None
+            if xobject is None:
+                continue
+            if xobject.get("/Subtype") == "/Image":
+                image = pikepdf.PdfImage(xobject).as_pil_image()
+                found.append((image.size, hashlib.sha1(image.tobytes()).hexdigest()))
+            elif xobject.get("/Subtype") == "/Form":
+                drawn(xobject, xobject.get("/Resources", resources), found)
+
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        result = []
+        for page in document.pages:
+            found: list[tuple[tuple[int, int], str]] = []
+            drawn(page, page.obj.get("/Resources"), found)
+            result.append(found)
+    return result
+
+
 def check_equivalent(client: httpx.Client, template: bytes, items: list[dict[str, Any]],
-                     max_pages: float = 50,
-                     options: RenderOptions | None = None) -> chunks.ChunkResult:
-    """Convert `items` merged and alone; every merged item's pages must match."""
+                     max_pages: float = 50, options: RenderOptions | None = None,
+                     own_pictures: bool = False) -> chunks.ChunkResult:
+    """Convert `items` merged and alone; every merged item's pages must match, text and
+    pictures. `own_pictures`: each item's first page shows a picture no other item's does
+    (so that the picture check is not vacuous)."""
     renderer = Renderer(16 << 20)
     options = options or RenderOptions()
     result = chunks.render_chunk(renderer, template, items, options, max_pages)
     assert not result.problems
     merged_pdfs: dict[int, bytes] = {}
+    first_pages: list[frozenset[tuple[tuple[int, int], str]]] = []
     for document in result.merged:
         pdf = convert(client, document.docx, exportBookmarksToPdfDestination="true")
         for i, item_pdf in zip(document.items, splitting.split(pdf, len(document.items),
@@ -62,12 +99,19 @@ def check_equivalent(client: httpx.Client, template: bytes, items: list[dict[str
             merged_pdfs[i] = item_pdf
     assert sorted([*merged_pdfs, *result.alone]) == list(range(len(items)))
     for i, data in enumerate(items):
-        alone = pages(convert(client, renderer.render(template, data, options)))
-        got = pages(merged_pdfs[i]) if i in merged_pdfs else pages(convert(client,
-                                                                            result.alone[i]))
+        alone_pdf = convert(client, renderer.render(template, data, options))
+        got_pdf = merged_pdfs[i] if i in merged_pdfs else convert(client, result.alone[i])
+        alone, got = pages(alone_pdf), pages(got_pdf)
         assert len(got) == len(alone), f"item {i}: {len(got)} pages, alone {len(alone)}"
         for number, (a, g) in enumerate(zip(alone, got, strict=True), start=1):
             assert g == a, f"item {i}, page {number}"
+        drawn = pictures(got_pdf)
+        assert drawn == pictures(alone_pdf), f"item {i}: pictures"
+        first_pages.append(frozenset(drawn[0]))
+    if own_pictures:
+        for i, drawn_first in enumerate(first_pages):
+            others = frozenset().union(*(p for j, p in enumerate(first_pages) if j != i))
+            assert drawn_first - others, f"item {i} shows no picture of its own"
     return result
 
 
@@ -90,7 +134,7 @@ def test_bundled_invoice(converter: httpx.Client) -> None:
 
 
 def test_headers_footers_pictures_lists_and_long_tables(converter: httpx.Client) -> None:
-    result = check_equivalent(converter, report(), REPORT_ITEMS)
+    result = check_equivalent(converter, report(), REPORT_ITEMS, own_pictures=True)
     assert not result.alone and [d.items for d in result.merged] == [[0, 1, 2, 3, 4]]
 
 
@@ -103,6 +147,16 @@ def test_even_and_odd_headers_over_items_of_odd_and_even_length(
 def test_a_template_of_two_sections_with_a_list_through_both(converter: httpx.Client) -> None:
     result = check_equivalent(converter, with_annex(), lines_data([3, 60, 3]))
     assert not result.alone
+
+
+def test_bookmarks_and_the_fields_naming_them_stay_with_their_item(
+        converter: httpx.Client) -> None:
+    items = lines_data([3, 70, 3])
+    result = check_equivalent(converter, cross_reference(), items)
+    assert not result.alone
+    # Not vacuous: the field shows the item's own bookmarked text.
+    alone = pages(convert(converter, Renderer(16 << 20).render(cross_reference(), items[2])))
+    assert "This was item L-2" in alone[-1]
 
 
 def test_a_sub_template_included_in_every_item(converter: httpx.Client) -> None:
