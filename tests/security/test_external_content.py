@@ -229,6 +229,36 @@ def test_data_cannot_add_links_or_fields(stack: tuple[ServerProcess, ServerProce
     assert CanaryServer.hits == []
 
 
+def test_html_and_markdown_values_fetch_nothing(stack: tuple[ServerProcess, ServerProcess],
+                                               canary: str, secret_file: Path,
+                                               tmp_path: Path) -> None:
+    """$html and $markdown pointing at external resources (pictures, frames, style sheets,
+    CSS, media, a local file) render to a PDF of their text; the canary hears nothing. A
+    link stays a link (a reader's click, not a fetch)."""
+    service = stack[0]
+    CanaryServer.hits.clear()
+    CanaryServer.paths.clear()
+    html = (f'<p>Visible html <img src="{canary}/img.png"> text</p>'
+            f'<iframe src="{canary}/frame"></iframe><link rel="stylesheet" href="{canary}/s.css">'
+            f'<p style="background:url({canary}/bg.png)">styled</p>'
+            f'<video src="{canary}/v.mp4" poster="{canary}/poster.png"></video>'
+            f'<object data="{canary}/o.bin"></object><embed src="{canary}/e.bin">'
+            f'<img src="{secret_file.as_uri()}"><table background="{canary}/t.png"><tr>'
+            f'<td>cell</td></tr></table><a href="{canary}/clicked">a link</a>')
+    markdown = (f"Visible markdown ![pixel]({canary}/md.png)\n\n"
+                f"![local]({secret_file.as_uri()}) [link]({canary}/md-link)\n")
+    data = {"h": {"$html": html}, "m": {"$markdown": markdown}}
+    r = httpx.post(f"{service.url}/v1/render",
+                   files={"template": ("t.docx", make_docx("{{p h }}", "{{p m }}"))},
+                   data={"data": json.dumps(data), "format": "pdf"}, timeout=120)
+    assert r.status_code == 200, r.text
+    text = words(pdf_text(r.content, tmp_path))
+    for shown in ("Visible html text", "styled", "cell", "a link", "Visible markdown", "link"):
+        assert shown in text, (shown, text)
+    assert SECRET not in text
+    assert CanaryServer.hits == [] and CanaryServer.paths == [], CanaryServer.paths
+
+
 def test_the_converter_refuses_macros_doctypes_and_bombs_with_400(
         stack: tuple[ServerProcess, ServerProcess]) -> None:
     """docs/security.md: a macro package, a DOCTYPE or a zip bomb is a 400 from the
