@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import uuid
+import zipfile
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from conftest import EXAMPLES
 from docx_helpers import make_docx
 from playwright.sync_api import Page, Request, expect
+from pypdf import PdfReader
 
 from .conftest import API_KEY, Stack
 
@@ -157,13 +159,17 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
     expect(page.locator("#data")).to_have_value(json.dumps(COMPLETE, indent=2))
     expect(page.locator("#key-state")).to_have_text("key set for this tab")
 
-    # Downloads: a real PDF and a real DOCX.
+    # Downloads: a real PDF and a real DOCX, each filled with the data in the editor.
     with page.expect_download() as pdf_download:
         page.get_by_role("button", name="Download PDF").click()
-    assert Path(pdf_download.value.path()).read_bytes().startswith(b"%PDF")
+    assert pdf_download.value.suggested_filename == f"{name}.pdf"
+    pdf = PdfReader(pdf_download.value.path())
+    assert "Invoice INV-7 for Ada Lovelace" in pdf.pages[0].extract_text()
     with page.expect_download() as docx_download:
         page.get_by_role("button", name="Download DOCX").click()
-    assert Path(docx_download.value.path()).read_bytes().startswith(b"PK")
+    assert docx_download.value.suggested_filename == f"{name}.docx"
+    with zipfile.ZipFile(docx_download.value.path()) as docx:
+        assert "Design costs 450." in docx.read("word/document.xml").decode()
 
     # A second version, dropped on the drop zone.
     before = _wait_preview_current(page)
