@@ -76,6 +76,19 @@ def _type_data(page: Page, data: object) -> None:
     page.locator("#data").fill(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _drop(page: Page, zone: str, data: bytes, filename: str) -> None:
+    """A file dropped on a drop zone, as the browser delivers it (dragover, then drop)."""
+    page.evaluate(
+        """([zoneId, b64, file]) => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], file));
+            const zone = document.getElementById(zoneId);
+            zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true}));
+            zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
+        }""", [zone, base64.b64encode(data).decode(), filename])
+
+
 def _enter_key(page: Page) -> None:
     page.locator("#api-key").fill(API_KEY)
     page.get_by_role("button", name="Use key").click()
@@ -173,15 +186,7 @@ def test_walkthrough(stack: Stack, page: Page, tmp_path: Path, shots: Path) -> N
 
     # A second version, dropped on the drop zone.
     before = _wait_preview_current(page)
-    page.evaluate(
-        """([b64, file]) => {
-            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-            const dt = new DataTransfer();
-            dt.items.add(new File([bytes], file));
-            const zone = document.getElementById('version-drop');
-            zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true}));
-            zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
-        }""", [base64.b64encode(V2).decode(), "v2.docx"])
+    _drop(page, "version-drop", V2, "v2.docx")
     rows = page.locator("#versions tbody tr")
     expect(rows).to_have_count(2)
     expect(rows.first.locator(".badge")).to_have_text("current")
@@ -256,6 +261,30 @@ def test_templates_list(stack: Stack, page: Page) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? UTC", updated)
     row.get_by_role("link", name=name).click()
     expect(page.locator("#template-title")).to_have_text(name)
+
+
+def test_new_template_dropped_then_deleted(stack: Stack, page: Page) -> None:
+    """A .docx dropped on the list's drop zone becomes a template named after the file;
+    deleting its only version deletes it and goes back to the list."""
+    name = f"dropped-{uuid.uuid4().hex[:6]}"
+    questions: list[str] = []
+    page.on("dialog", lambda d: (questions.append(d.message), d.accept()))
+    page.goto(stack.url + "/ui/")
+    _enter_key(page)
+    expect(page.locator("#templates-empty, #templates tbody tr").first).to_be_visible()
+    _drop(page, "new-drop", V1, f"{name}.docx")
+    expect(page.locator("#template-title")).to_have_text(name)
+    expect(page.locator("#versions tbody tr")).to_have_count(1)
+    # Listed; back on its page (the list keeps its row until it is read again).
+    link = page.get_by_role("link", name=name, exact=True)
+    page.goto(f"{stack.url}/ui/#/")
+    link.click()
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator("#list-view")).to_be_visible()
+    expect(link).to_have_count(0)
+    assert questions == [f"Delete {name} entirely (its only version)?"]
+    headers = {"x-api-key": API_KEY}
+    assert httpx.get(f"{stack.url}/v1/templates/{name}", headers=headers).status_code == 404
 
 
 def test_versions_download_make_current_delete(stack: Stack, page: Page) -> None:
