@@ -45,7 +45,17 @@ from . import includes, pipeline
 from .batch import BatchRequest
 from .errors import Problem, QueueUnavailable, StoreUnavailable
 from .payloads import safe_filename
-from .queue import FINAL, FINALIZE, JobQueue, JobRecord, Outcome, Task, open_queue, retriable
+from .queue import (
+    FINAL,
+    FINALIZE,
+    JobQueue,
+    JobRecord,
+    Outcome,
+    Task,
+    conversion_summary,
+    open_queue,
+    retriable,
+)
 from .results import Entry, ResultStore, item_key, open_results, result_key
 
 if TYPE_CHECKING:
@@ -87,6 +97,7 @@ class _Answer:
     answers: list[bytes | Problem]
     extension: str  # of the documents ("pdf", "docx")
     spec: dict[str, Any]
+    conversions: list[tuple[str, str]] | None = None  # each PDF's (mode, why single)
 
 
 def new_job_id() -> str:
@@ -236,7 +247,7 @@ class Jobs:
         for i, answer in enumerate(answers):
             try:
                 await self._answer(answer.tasks, answer.answers, answer.extension,
-                                   spec=answer.spec)
+                                   spec=answer.spec, conversions=answer.conversions)
             except BaseException as exc:
                 await self._give_back([t for a in answers[i:] for t in a.tasks])
                 if not isinstance(exc, Exception):
@@ -281,18 +292,24 @@ class Jobs:
                 if isinstance(answer, Problem):
                     answer.extensions["item"] = tasks[i].index
                 answers.append(answer)
-        return _Answer(tasks, answers, spec["format"], spec)
+        conversions: list[tuple[str, str]] | None = (
+            [rendered.conversion(i) for i in range(len(tasks))] if converter is not None
+            else None)
+        return _Answer(tasks, answers, spec["format"], spec, conversions)
 
     async def _answer(self, tasks: list[Task], answers: list[bytes | Problem],
-                      extension: str = "", *, spec: dict[str, Any]) -> None:
+                      extension: str = "", *, spec: dict[str, Any],
+                      conversions: list[tuple[str, str]] | None = None) -> None:
         """Store each document, then write the outcomes; retry what deserves it."""
         written: list[tuple[Task, Outcome]] = []
         documents: list[Entry] = []
-        for task, answer in zip(tasks, answers, strict=True):
+        for i, (task, answer) in enumerate(zip(tasks, answers, strict=True)):
             if isinstance(answer, bytes):
                 documents.append((item_key(task.job, task.index, extension), answer,
                                   MEDIA_TYPES[extension], f"{task.index}.{extension}"))
-                written.append((task, Outcome(size=len(answer), extension=extension)))
+                mode, why = conversions[i] if conversions else ("", "")
+                written.append((task, Outcome(size=len(answer), extension=extension,
+                                              mode=mode, why=why)))
             elif retriable(answer):
                 await self.queue.retry(task, answer)
             else:
@@ -346,8 +363,12 @@ class Jobs:
         finally:
             path.unlink(missing_ok=True)
         expires = int(self.settings.job_retention)
-        return {"url": self.results.url(key, expires) or f"/v1/jobs/{record.id}/result",
-                "size": size}
+        result: dict[str, Any] = {
+            "url": self.results.url(key, expires) or f"/v1/jobs/{record.id}/result",
+            "size": size}
+        if (conversion := conversion_summary(list(outcomes.values()))) is not None:
+            result["conversion"] = conversion  # shown beside the result (JobRecord.public)
+        return result
 
     def _read(self, job_id: str, index: int,
               outcome: Outcome | None) -> tuple[str, bytes] | dict[str, Any]:

@@ -184,9 +184,25 @@ class RenderedBatch:
     fields: dict[str, str] = field(default_factory=dict)  # the `pdf` options' (pdfoptions)
     documents: dict[int, bytes] = field(default_factory=dict)  # .docx converted alone
     problems: dict[int, Problem] = field(default_factory=dict)
+    # Why each item converted alone was (a merged batch's item that could not be merged,
+    # or whose merged conversion failed); a job's status counts them (`conversion`).
+    alone: dict[int, str] = field(default_factory=dict)
 
     def first_problem(self) -> Problem | None:
         return self.problems[min(self.problems)] if self.problems else None
+
+    def conversion(self, index: int) -> tuple[BatchMode, str]:
+        """How item `index`'s PDF was made: split from a merged document, or converted
+        alone and why."""
+        if self.mode == "single":
+            return "single", self.alone.get(index) or "; ".join(self.reasons)
+        if index in self.alone:
+            return "single", self.alone[index]
+        return "merged", ""
+
+
+def _reason(exc: Exception) -> str:
+    return exc.detail if isinstance(exc, Problem) else str(exc)
 
 
 def _item_problem(index: int, problem: Problem) -> Problem:
@@ -257,6 +273,8 @@ async def _render_merged(services: Services, batch: RenderedBatch, deadline: Dea
             # The chunk as a whole hit a limit: each item again alone, so that only
             # the one at fault fails.
             log.warning("batch chunk failed (%s); its items render alone", problem.detail)
+            for i in indices:
+                batch.alone[i] = f"its chunk failed to render as a whole: {problem.detail}"
             await _render_alone(services, batch, indices, deadline)
             return
         for merged in result.merged:
@@ -266,6 +284,7 @@ async def _render_merged(services: Services, batch: RenderedBatch, deadline: Dea
             batch.documents[indices[i]] = docx
         for i, why in result.reasons.items():
             batch.reasons += [f"item {indices[i]}: {reason}" for reason in why]
+            batch.alone[indices[i]] = "; ".join(why)
         for i, found in result.problems.items():
             rebuilt = errors.rebuild(found.slug, found.detail, found.extensions)
             batch.problems[indices[i]] = _item_problem(indices[i], rebuilt)
@@ -325,6 +344,8 @@ async def convert_batch(services: Services, converter: ConverterClient | None,
                 return
             log.warning("merged conversion of %d items failed (%s); converting them alone",
                         len(document.items), exc)
+            for i in document.items:
+                batch.alone[i] = f"the merged conversion failed: {_reason(exc)}"
             await asyncio.gather(*(alone(i) for i in document.items))
             return
         for i, item_pdf in zip(document.items, pdfs, strict=True):

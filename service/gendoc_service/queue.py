@@ -34,6 +34,7 @@ FINALIZE = -1  # the index of a job's finalize task
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ERRORS_SHOWN = 100  # per-item problems a job's status lists (the rest are in /items/{i})
+REASONS_SHOWN = 20  # distinct reasons for items converted alone that a job's status lists
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,21 @@ class Outcome:
     size: int = 0
     extension: str = ""  # "pdf" or "docx" when a document was stored
     problem: dict[str, Any] | None = None  # RFC 9457 body when the item failed
+    # A PDF's conversion: "merged" (split from a merged document) or "single", and why
+    # single; empty for DOCX. Left out of the stored JSON when empty.
+    mode: str = ""
+    why: str = ""
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
     def dump(self) -> str:
-        return json.dumps({"size": self.size, "extension": self.extension,
-                           "problem": self.problem})
+        found: dict[str, Any] = {"size": self.size, "extension": self.extension,
+                                 "problem": self.problem}
+        if self.mode:
+            found |= {"mode": self.mode} | ({"why": self.why} if self.why else {})
+        return json.dumps(found)
 
     @classmethod
     def load(cls, raw: str | bytes) -> Outcome:
@@ -98,13 +106,34 @@ class JobRecord:
             "finished": rfc3339(self.finished) if self.finished is not None else None,
         }
         if self.result is not None:
-            body["result"] = self.result
+            # The conversion summary is written with the result, in one step at
+            # finalize (both backends store `result` as it is given).
+            result = dict(self.result)
+            if (conversion := result.pop("conversion", None)) is not None:
+                body["conversion"] = conversion
+            body["result"] = result
         if self.errors:
             body["errors"] = self.errors
         body["deliveries"] = self.deliveries
         if self.spec.get("webhook"):
             body["webhook"] = self.spec["webhook"]
         return body
+
+
+def conversion_summary(outcomes: list[Outcome]) -> dict[str, Any] | None:
+    """How a PDF job's documents were converted: items split from merged documents,
+    items converted alone, and how many of those for each reason (the first
+    REASONS_SHOWN reasons); None when no item was converted (DOCX, or none done)."""
+    converted = [o for o in outcomes if o.ok and o.mode]
+    if not converted:
+        return None
+    reasons: dict[str, int] = {}
+    for outcome in converted:
+        if outcome.mode == "single" and (outcome.why in reasons
+                                         or len(reasons) < REASONS_SHOWN):
+            reasons[outcome.why] = reasons.get(outcome.why, 0) + 1
+    merged = sum(1 for o in converted if o.mode == "merged")
+    return {"merged": merged, "single": len(converted) - merged, "reasons": reasons}
 
 
 def rfc3339(epoch: float) -> str:

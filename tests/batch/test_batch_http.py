@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import threading
 import uuid
 import zipfile
@@ -18,6 +19,7 @@ import uvicorn
 from batch.templates import REPORT_ITEMS, report
 from conftest import EXAMPLES, ServerProcess, start_service
 from converter.converter_support import metric, start_converter
+from jobs.jobs_support import submit, wait_final
 from pypdf import PdfReader
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -171,6 +173,39 @@ def test_a_merged_pdf_that_cannot_be_split_is_converted_item_by_item(
                 assert "converting them alone" in server.logs()
         finally:
             server.stop()
+
+
+def test_a_merged_conversion_the_converter_refuses_is_converted_item_by_item(
+        tmp_path: Path) -> None:
+    """A real failure of the merged conversion: a real converter whose package limit
+    (GENDOC_CONVERTER_MAX_ZIP_ENTRIES=26) lets each item through alone (24 entries) and
+    refuses a merged document of two or more (30, 36: each item brings its headers,
+    footers and picture) with its 400. The batch and the job still give every item its
+    PDF, converted alone; the job's status says so and why."""
+    converter = start_converter(tmp_path, pool_size=1, max_zip_entries=26)
+    try:
+        server = start_service(tmp_path, converter_url=converter.url)
+        try:
+            with httpx.Client(base_url=server.url, timeout=300) as client:
+                name = store(client, report())
+                r = client.post("/v1/render/batch", json={"template": name,
+                                                          "items": REPORT_ITEMS[:3]})
+                assert r.status_code == 200, r.text
+                assert [f"R-{i:03d}" in text(pdf) for i, (_, pdf) in enumerate(pdfs(r))] \
+                    == [True] * 3
+                assert re.search(r"merged conversion of [23] items failed", server.logs())
+                job = submit(client, name, REPORT_ITEMS[:3], format="pdf")
+                final = wait_final(client, job["id"])
+                assert final["done"] == 3 and final["failed"] == 0, final
+                conversion = final["conversion"]
+                assert (conversion["merged"], conversion["single"]) == (0, 3)
+                [(why, count)] = conversion["reasons"].items()
+                assert count == 3 and why.startswith(
+                    "the merged conversion failed: The converter could not read"), why
+        finally:
+            server.stop()
+    finally:
+        converter.stop()
 
 
 def test_a_deadline_mid_stream_ends_the_zip_never_hangs(service: ServerProcess) -> None:

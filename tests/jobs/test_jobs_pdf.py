@@ -8,9 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from batch.templates import REPORT_ITEMS, report
 from conftest import start_service
 from converter.converter_support import pdf_text, start_converter
-from jobs.jobs_support import result_zip, store_template, submit, wait_final
+from jobs.jobs_support import DOCX, result_zip, store_template, submit, wait_final
 from pypdf import PdfReader
 
 
@@ -34,7 +35,10 @@ def test_pdf_jobs_as_a_zip_and_merged(tmp_path: Path) -> None:
                 items = [{"n": 100 + i} for i in range(5)]
                 before = conversions(converter.url)
                 job = submit(c, name, items, format="pdf", filename="inv")
-                assert wait_final(c, job["id"])["done"] == 5
+                final = wait_final(c, job["id"])
+                assert final["done"] == 5
+                # The status says how the PDFs were made: all five split from one.
+                assert final["conversion"] == {"merged": 5, "single": 0, "reasons": {}}
                 # A job's chunk is one merged document (not a share per render worker):
                 # LibreOffice's per-document time is paid once for the five.
                 assert conversions(converter.url) - before == 1
@@ -55,6 +59,18 @@ def test_pdf_jobs_as_a_zip_and_merged(tmp_path: Path) -> None:
                 item = c.get(f"/v1/jobs/{merged['id']}/items/2")
                 assert item.headers["content-type"] == "application/pdf"
                 assert "Invoice 102" in pdf_text(item.content, tmp_path)
+
+                # A template that cannot be merged (NUMPAGES counts the whole document):
+                # the status says each item was converted alone, and why.
+                r = c.put("/v1/templates/numpages", content=report("NUMPAGES"),
+                          headers={"content-type": DOCX})
+                assert r.status_code in (200, 201), r.text
+                alone = wait_final(c, submit(c, "numpages", REPORT_ITEMS[:2],
+                                             format="pdf")["id"])
+                assert alone["conversion"] == {"merged": 0, "single": 2,
+                                               "reasons": {"a NUMPAGES field": 2}}, alone
+                docx = wait_final(c, submit(c, name, items[:2])["id"])
+                assert docx["status"] == "succeeded" and "conversion" not in docx
         finally:
             service.stop()
     finally:

@@ -14,8 +14,10 @@ from gendoc_service.errors import (
 )
 from gendoc_service.queue import (
     FINALIZE,
+    REASONS_SHOWN,
     JobRecord,
     Outcome,
+    conversion_summary,
     dead_letter,
     dead_letter_problem,
     final_status,
@@ -30,6 +32,36 @@ def test_final_status() -> None:
     assert final_status(2, 1, cancelled=False) == "succeeded"
     assert final_status(0, 3, cancelled=False) == "failed"
     assert final_status(0, 0, cancelled=True) == "cancelled"
+
+
+def test_the_conversion_summary_counts_items_by_mode_and_reason() -> None:
+    merged = Outcome(size=9, extension="pdf", mode="merged")
+    numpages = Outcome(size=9, extension="pdf", mode="single", why="a NUMPAGES field")
+    failed = Outcome(problem={"status": 422})
+    assert conversion_summary([merged, merged, numpages, failed]) == {
+        "merged": 2, "single": 1, "reasons": {"a NUMPAGES field": 1}}
+    assert conversion_summary([Outcome(size=9, extension="docx"), failed]) is None
+    many = [Outcome(size=1, extension="pdf", mode="single", why=f"reason {i % 30}")
+            for i in range(60)]
+    summary = conversion_summary(many)
+    assert summary is not None and summary["single"] == 60
+    assert len(summary["reasons"]) == REASONS_SHOWN
+    assert set(summary["reasons"].values()) == {2}
+    # Stored and read back; an outcome written before modes existed still loads.
+    assert Outcome.load(numpages.dump()) == numpages
+    assert "mode" not in json.loads(Outcome(size=1, extension="docx").dump())
+    assert Outcome.load('{"size": 1, "extension": "pdf", "problem": null}').mode == ""
+
+
+def test_the_status_shows_the_conversion_beside_the_result() -> None:
+    record = JobRecord("j", {"template": "t", "format": "pdf"}, total=2,
+                       result={"url": "/v1/jobs/j/result", "size": 5,
+                               "conversion": {"merged": 2, "single": 0, "reasons": {}}})
+    body = record.public()
+    assert body["result"] == {"url": "/v1/jobs/j/result", "size": 5}
+    assert body["conversion"] == {"merged": 2, "single": 0, "reasons": {}}
+    assert "conversion" in record.result  # the stored record is left as it was
+    assert "conversion" not in JobRecord("k", {"template": "t", "format": "pdf"}, 1).public()
 
 
 def test_what_is_delivered_again() -> None:
