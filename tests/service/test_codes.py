@@ -161,5 +161,8 @@ def test_rendered_codes_decode_to_their_payload(client: httpx.Client) -> None:
         "ean": {"$barcode": {"data": "400638133393", "type": "ean13"}}}})
     assert r.status_code == 200, r.text
     # The check digit the service computed for 12 digits is the one a scanner reads.
-    assert sorted(decoded(r.content)) == sorted([
-        ("QR Code", url), ("Code 128", "INV-2026-0042/x"), ("EAN-13", "4006381333931")])
+    assert decoded(r.content) == [
+        ("QR Code", url), ("Code 128", "INV-2026-0042/x"), ("EAN-13", "4006381333931")]
+    # And each is printed at the size asked (EAN-13's default: its nominal 37.29 mm).
+    assert [(cx, cy) if i == 0 else cx for i, (_, cx, cy) in enumerate(pictures(r.content))] == [
+        (Mm(25), Mm(25)), Mm(60), Mm(37.29)]
