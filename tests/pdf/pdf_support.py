@@ -72,3 +72,20 @@ def xmp_and_info(pdf: bytes, password: str = "") -> tuple[dict[str, object], dic
                                               "pdfaid:conformance", "pdfuaid:part")}
         info = {str(k): str(v) for k, v in doc.docinfo.items()}
     return xmp, info
+
+
+def watermark_opacities(pdf: bytes, password: str = "") -> list[list[float]]:
+    """Per page, the fill opacities (/ca) of the watermark forms (/GdWm…) the page's content
+    draws: an empty list for a page that draws none. (Pages may share one resource
+    dictionary, so only the names a page's own content uses count.)"""
+    found = []
+    with pikepdf.open(io.BytesIO(pdf), password=password) as doc:
+        for page in doc.pages:
+            content = b"".join(
+                stream.read_bytes() for stream in (page.Contents if isinstance(
+                    page.Contents, pikepdf.Array) else [page.Contents]))
+            drawn = re.findall(rb"(/GdWm[^\s/]*) Do", content)
+            forms = [page.Resources.XObject[name.decode()] for name in drawn]
+            found.append([float(state.get("/ca", 1)) for form in forms
+                          for state in form.Resources.get("/ExtGState", {}).values()])
+    return found

@@ -12,7 +12,7 @@ import httpx
 import pikepdf
 import pytest
 from docx_helpers import make_docx
-from pdf.pdf_support import page_texts, squeezed, verapdf, xmp_and_info
+from pdf.pdf_support import page_texts, squeezed, verapdf, watermark_opacities, xmp_and_info
 
 pytestmark = pytest.mark.libreoffice
 CONVERT = "/forms/libreoffice/convert"
@@ -42,6 +42,7 @@ def test_gotenberg_names_for_pdfa_metadata_watermark(converter_http: httpx.Clien
     assert info["/Creator"] == "My app"
     text = page_texts(r.content)[0]
     assert "CONFIDENTIAL" in text and "Textofa.docx" in squeezed(text)
+    assert watermark_opacities(r.content) == [[pytest.approx(0.3)]]
 
 
 def test_gotenberg_names_for_encryption(converter_http: httpx.Client) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pikepdf
 import pytest
 from docx_helpers import make_docx
-from pdf.pdf_support import page_texts, squeezed, verapdf, xmp_and_info
+from pdf.pdf_support import page_texts, squeezed, verapdf, watermark_opacities, xmp_and_info
 
 pytestmark = pytest.mark.libreoffice
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -82,6 +82,9 @@ def test_pdfa_and_pdfua_pass_verapdf(client: httpx.Client, tmp_path: Path) -> No
         assert len(texts) == 3
         for i, text in enumerate(texts):
             assert "ENTWURF" in text and f"page{i + 1}forAda" in squeezed(text), text
+        # Drawn at the opacity asked, on each page.
+        assert watermark_opacities(pdf) == [[pytest.approx(0.2)]] * 3
+    assert watermark_opacities(plain) == [[]] * 3
 
 
 def test_password_and_permissions(client: httpx.Client) -> None:
@@ -122,6 +125,8 @@ def test_pdf_options_in_a_batch_and_in_a_multipart_render(client: httpx.Client) 
             texts = page_texts(document, "pw")
             assert all("MUSTER" in t for t in texts) and f"Letter{n}page1forN{n}" in squeezed(
                 texts[0])
+            # No opacity asked: the service's default, 0.3 (docs/pdf.md).
+            assert watermark_opacities(document, "pw") == [[pytest.approx(0.3)]] * 3
             assert xmp_and_info(document, "pw")[1]["/Title"] == "Batch letter"
     merged = client.post("/v1/render/batch", json={"template": template, "items": items,
                                                    "merge": True, "pdf": pdf})
