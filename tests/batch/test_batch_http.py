@@ -3,6 +3,7 @@ when they cannot, one bad item failing alone, the mode in a header and a metric.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -116,14 +117,19 @@ def test_a_bad_item_fails_the_pdf_batch_before_it_starts(service: ServerProcess)
         assert r.json()["item"] == 3 and r.json()["detail"].startswith("Item 3:")
 
 
-class _NoDestinations:
-    """A stand-in for a converter that does not export named destinations (a real HTTP
-    server in front of the real converter, dropping exportBookmarksToPdfDestination): the
-    merged PDFs then cannot be split, and each item must be converted again alone."""
+class _Proxy:
+    """A real HTTP server in front of the real converter that counts the merged
+    conversions (those asking for exportBookmarksToPdfDestination) and how many were in
+    flight at once. `drop_destinations` stands in for a converter that does not export
+    named destinations (the field dropped): the merged PDFs then cannot be split, and
+    each item must be converted again alone."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, drop_destinations: bool) -> None:
         self.target = target
+        self.drop_destinations = drop_destinations
         self.merged_requests = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
         app = Starlette(routes=[Route("/{path:path}", self.forward, methods=["GET", "POST"])])
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
@@ -139,13 +145,20 @@ class _NoDestinations:
                     fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
                     files = [("files", (f.filename, await f.read()))
                              for f in form.getlist("files") if not isinstance(f, str)]
-                if fields.pop("exportBookmarksToPdfDestination", None):
-                    self.merged_requests += 1
-                answer = await client.post(request.url.path, data=fields, files=files)
+                merged = "exportBookmarksToPdfDestination" in fields
+                if merged and self.drop_destinations:
+                    del fields["exportBookmarksToPdfDestination"]
+                self.merged_requests += merged
+                self.in_flight += merged
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                try:
+                    answer = await client.post(request.url.path, data=fields, files=files)
+                finally:
+                    self.in_flight -= merged
         return Response(answer.content, status_code=answer.status_code,
                         media_type=answer.headers.get("content-type"))
 
-    def __enter__(self) -> _NoDestinations:
+    def __enter__(self) -> _Proxy:
         self.thread.start()
         wait_until(lambda: self.server.started, 30)
         return self
@@ -155,24 +168,47 @@ class _NoDestinations:
         self.thread.join(30)
 
 
+@contextlib.contextmanager
+def service_at(tmp_path: Path, converter_url: str, **env: str
+               ) -> Iterator[tuple[httpx.Client, ServerProcess]]:
+    """A service of this test's own converting at `converter_url`, and a client of it."""
+    server = start_service(tmp_path, converter_url=converter_url, env=env or None)
+    try:
+        with httpx.Client(base_url=server.url, timeout=300) as client:
+            yield client, server
+    finally:
+        server.stop()
+
+
+def test_a_batchs_merged_documents_are_converted_at_once_over_the_pool(
+        converter: ServerProcess, tmp_path: Path) -> None:
+    """60 invoices on two render workers: two merged documents of 30, both at the
+    converter (a pool of 2) at once, not one after the other."""
+    with _Proxy(converter.url, drop_destinations=False) as proxy, service_at(
+            tmp_path, f"http://127.0.0.1:{proxy.port}", GENDOC_RENDER_WORKERS="2") as (
+            client, server):
+        name = store(client, (EXAMPLES / "invoice.docx").read_bytes())
+        r = client.post("/v1/render/batch", json={"template": name, "items": invoices(60)})
+        assert r.status_code == 200, r.text
+        assert r.headers["gendoc-batch-mode"] == "merged"
+        assert len(pdfs(r)) == 60
+        assert (proxy.merged_requests, proxy.most_in_flight) == (2, 2)
+        assert "converting them alone" not in server.logs()
+
+
 def test_a_merged_pdf_that_cannot_be_split_is_converted_item_by_item(
         converter: ServerProcess, tmp_path: Path) -> None:
-    with _NoDestinations(converter.url) as proxy:
-        server = start_service(tmp_path, converter_url=f"http://127.0.0.1:{proxy.port}")
-        try:
-            with httpx.Client(base_url=server.url, timeout=300) as client:
-                name = store(client, (EXAMPLES / "invoice.docx").read_bytes())
-                r = client.post("/v1/render/batch", json={"template": name,
-                                                          "items": invoices(4)})
-                assert r.status_code == 200, r.text
-                entries = pdfs(r)
-                assert [f"INV-{i:05d}" in text(pdf) for i, (_, pdf) in enumerate(entries)] \
-                    == [True] * 4
-                assert all(len(PdfReader(io.BytesIO(pdf)).pages) == 1 for _, pdf in entries)
-                assert proxy.merged_requests >= 1
-                assert "converting them alone" in server.logs()
-        finally:
-            server.stop()
+    with _Proxy(converter.url, drop_destinations=True) as proxy, service_at(
+            tmp_path, f"http://127.0.0.1:{proxy.port}") as (client, server):
+        name = store(client, (EXAMPLES / "invoice.docx").read_bytes())
+        r = client.post("/v1/render/batch", json={"template": name, "items": invoices(4)})
+        assert r.status_code == 200, r.text
+        entries = pdfs(r)
+        assert [f"INV-{i:05d}" in text(pdf) for i, (_, pdf) in enumerate(entries)] \
+            == [True] * 4
+        assert all(len(PdfReader(io.BytesIO(pdf)).pages) == 1 for _, pdf in entries)
+        assert proxy.merged_requests >= 1
+        assert "converting them alone" in server.logs()
 
 
 def test_a_merged_conversion_the_converter_refuses_is_converted_item_by_item(
@@ -184,26 +220,22 @@ def test_a_merged_conversion_the_converter_refuses_is_converted_item_by_item(
     PDF, converted alone; the job's status says so and why."""
     converter = start_converter(tmp_path, pool_size=1, max_zip_entries=26)
     try:
-        server = start_service(tmp_path, converter_url=converter.url)
-        try:
-            with httpx.Client(base_url=server.url, timeout=300) as client:
-                name = store(client, report())
-                r = client.post("/v1/render/batch", json={"template": name,
-                                                          "items": REPORT_ITEMS[:3]})
-                assert r.status_code == 200, r.text
-                assert [f"R-{i:03d}" in text(pdf) for i, (_, pdf) in enumerate(pdfs(r))] \
-                    == [True] * 3
-                assert re.search(r"merged conversion of [23] items failed", server.logs())
-                job = submit(client, name, REPORT_ITEMS[:3], format="pdf")
-                final = wait_final(client, job["id"])
-                assert final["done"] == 3 and final["failed"] == 0, final
-                conversion = final["conversion"]
-                assert (conversion["merged"], conversion["single"]) == (0, 3)
-                [(why, count)] = conversion["reasons"].items()
-                assert count == 3 and why.startswith(
-                    "the merged conversion failed: The converter could not read"), why
-        finally:
-            server.stop()
+        with service_at(tmp_path, converter.url) as (client, server):
+            name = store(client, report())
+            r = client.post("/v1/render/batch", json={"template": name,
+                                                      "items": REPORT_ITEMS[:3]})
+            assert r.status_code == 200, r.text
+            assert [f"R-{i:03d}" in text(pdf) for i, (_, pdf) in enumerate(pdfs(r))] \
+                == [True] * 3
+            assert re.search(r"merged conversion of [23] items failed", server.logs())
+            final = wait_final(client, submit(client, name, REPORT_ITEMS[:3],
+                                              format="pdf")["id"])
+            assert final["done"] == 3 and final["failed"] == 0, final
+            conversion = final["conversion"]
+            assert (conversion["merged"], conversion["single"]) == (0, 3)
+            [(why, count)] = conversion["reasons"].items()
+            assert count == 3 and why.startswith(
+                "the merged conversion failed: The converter could not read"), why
     finally:
         converter.stop()
 

@@ -7,11 +7,11 @@ import json
 import zipfile
 
 import pytest
-from batch.templates import REPORT_ITEMS, report
+from batch.templates import REPORT_ITEMS, report, report_data
 from conftest import CORPUS
 from docx import Document
 from docx_helpers import make_docx
-from gendoc_service import merging
+from gendoc_service import chunks, merging
 from gendoc_service.chunks import estimated_pages, render_chunk
 from gendoc_service.pipeline import batch_mode, chunk_size
 from gendoc_service.rendering import Renderer, RenderOptions
@@ -142,3 +142,21 @@ def test_each_item_links_to_its_own_url_under_ids_of_its_own() -> None:
         elif element.tag == f"{w}hyperlink":
             links.append((item, targets[element.get(f"{r}id")]))
     assert links == [(i, f"https://example.org/{i}") for i in range(len(REPORT_ITEMS))]
+
+
+def test_merged_documents_are_bounded_by_estimated_pages_and_by_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A merged document holds at most about `max_pages` estimated pages, and its items'
+    own parts (pictures mostly) at most about MAX_MERGED_BYTES: LibreOffice's memory
+    grows with both."""
+    renderer = Renderer(16 << 20)
+    items = [report_data(i, 0, 0) for i in range(6)]  # one page each, a picture each
+    whole = render_chunk(renderer, report(), items, RenderOptions(), 50)
+    assert [d.items for d in whole.merged] == [list(range(6))]
+    by_pages = render_chunk(renderer, report(), items, RenderOptions(), 2)
+    assert [d.items for d in by_pages.merged] == [[0, 1], [2, 3], [4, 5]]
+    monkeypatch.setattr(chunks, "MAX_MERGED_BYTES", len(whole.merged[0].docx) // 2)
+    by_bytes = render_chunk(renderer, report(), items, RenderOptions(), 50)
+    assert [i for d in by_bytes.merged for i in d.items] == list(range(6))
+    assert len(by_bytes.merged) >= 2
+    assert all(len(d.docx) < len(whole.merged[0].docx) for d in by_bytes.merged)
