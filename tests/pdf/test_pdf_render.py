@@ -231,3 +231,15 @@ def test_pdf_options_on_a_job(client: httpx.Client, tmp_path: Path) -> None:
                                             "format": "pdf", "merge": True,
                                             "pdf": {"password": {"user": "x"}}})
     assert refused.status_code == 422, refused.text
+    # A job's zip of encrypted items: each opens with the password only, restrictions held.
+    locked = submit(client, template, items[:1], format="pdf", pdf={
+        "password": {"user": "jobpw", "permissions": ["print"]}})
+    assert wait_final(client, locked["id"])["status"] == "succeeded"
+    locked_zip = result_zip(client, locked["id"])
+    [entry] = locked_zip.namelist()
+    document = locked_zip.read(entry)
+    with pytest.raises(pikepdf.PasswordError):
+        pikepdf.open(io.BytesIO(document))
+    with pikepdf.open(io.BytesIO(document), password="jobpw") as doc:
+        assert doc.allow.print_highres and not doc.allow.extract and not doc.allow.modify_other
+    assert "Letter1page1forJ1" in squeezed(page_texts(document, "jobpw")[0])
