@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 from batch.templates import REPORT_ITEMS, report, report_data
-from conftest import CORPUS
+from conftest import CORPUS, EXAMPLES
 from docx import Document
 from docx_helpers import make_docx
 from gendoc_service import chunks, merging
@@ -160,3 +160,28 @@ def test_merged_documents_are_bounded_by_estimated_pages_and_by_bytes(
     assert [i for d in by_bytes.merged for i in d.items] == list(range(6))
     assert len(by_bytes.merged) >= 2
     assert all(len(d.docx) < len(whole.merged[0].docx) for d in by_bytes.merged)
+
+
+def test_a_chunk_reads_and_writes_zips_per_document_never_per_item(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items render with the template loaded once (the compiled template, put back
+    between items) and come out as parts: the zips opened or written by a chunk of 20
+    invoices are those of a chunk of 2 (the template read, one merged document written)."""
+    template = (EXAMPLES / "invoice.docx").read_bytes()
+    data = json.loads((EXAMPLES / "invoice.json").read_text())
+    opened: list[object] = []
+    real = zipfile.ZipFile.__init__
+
+    def counting(self: zipfile.ZipFile, *args: object, **kwargs: object) -> None:
+        opened.append(args[0] if args else kwargs.get("file"))
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", counting)
+    counts = []
+    for count in (2, 20):
+        opened.clear()
+        result = render_chunk(Renderer(16 << 20), template, [data] * count, RenderOptions(),
+                              50)
+        assert [d.items for d in result.merged] == [list(range(count))]
+        counts.append(len(opened))
+    assert counts[0] == counts[1] and counts[0] <= 3, counts

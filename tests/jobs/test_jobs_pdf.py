@@ -69,6 +69,18 @@ def test_pdf_jobs_as_a_zip_and_merged(tmp_path: Path) -> None:
                                              format="pdf")["id"])
                 assert alone["conversion"] == {"merged": 0, "single": 2,
                                                "reasons": {"a NUMPAGES field": 2}}, alone
+                # A bad item fails alone; its neighbours are still merged and split.
+                bad = [*items[:2], {}, *items[3:]]
+                failing = wait_final(c, submit(c, name, bad, format="pdf", strict=True,
+                                               filename="inv")["id"])
+                assert (failing["done"], failing["failed"]) == (4, 1), failing
+                assert failing["errors"][0]["item"] == 2
+                assert failing["conversion"] == {"merged": 4, "single": 0, "reasons": {}}
+                archive = result_zip(c, failing["id"])
+                assert archive.namelist()[2] == "inv-0003.error.json"
+                for i in (0, 1, 3, 4):
+                    entry = archive.read(f"inv-000{i + 1}.pdf")
+                    assert f"Invoice {100 + i}" in pdf_text(entry, tmp_path)
                 docx = wait_final(c, submit(c, name, items[:2])["id"])
                 assert docx["status"] == "succeeded" and "conversion" not in docx
         finally:
