@@ -7,15 +7,17 @@ footers, footnotes, images), never a zip written and read again. The merged
 documents come out sized by an estimate of their pages (`max_pages`) and by
 their items' bytes, so one conversion never holds an unbounded document.
 
-Items that cannot be merged (`merging.blockers`, or whose data changed the
-template's shared parts, as a sub-document's styles do) come back as
-rendered .docx to convert alone; an item whose rendering fails comes back as
-its problem, and costs its neighbours nothing.
+Items whose data changed the template's shared parts (a sub-document's
+styles, a rich value's lists) merge only with items that changed them alike.
+Items that cannot be merged (`merging.blockers`) come back as rendered .docx
+to convert alone; an item whose rendering fails comes back as its problem,
+and costs its neighbours nothing.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import re
 from dataclasses import dataclass, field
@@ -193,15 +195,28 @@ def estimated_pages(body: bytes) -> float:
         body.count(b'w:type="page"')
 
 
+@dataclass
+class _Group:
+    """Items being merged into one document: the first whole (`base`), the others their
+    own parts; the estimated pages and the bytes so far."""
+
+    base: dict[str, bytes]
+    items: list[tuple[int, dict[str, bytes]]] = field(default_factory=list)
+    pages: float = 0.0
+    size: int = 0
+
+
 def render_chunk(renderer: Renderer, template: bytes, items: list[dict[str, Any]],
                  options: RenderOptions, max_pages: float) -> ChunkResult:
     """Render `items` with one loaded `template` and merge them into documents of about
-    `max_pages` estimated pages."""
+    `max_pages` estimated pages.
+
+    Items whose data added styles or lists (a sub-template, a rich value's list) merge
+    only with items that added exactly the same (the same sub-template in every item):
+    the merged document has one set of them. Each such set has its own groups."""
     result = ChunkResult()
     tpl = _Reused(template)
-    base: dict[str, bytes] | None = None
-    group: list[tuple[int, dict[str, bytes]]] = []
-    pages, size = 0.0, 0
+    groups: dict[tuple[tuple[str, bytes], ...], _Group] = {}
     for index, data in enumerate(items):
         try:
             renderer.render_into(tpl, template, data, options)
@@ -210,29 +225,42 @@ def render_chunk(renderer: Renderer, template: bytes, items: list[dict[str, Any]
                                                  problem.extensions)
             tpl = _Reused(template)  # a failed render may have left it half-done
             continue
+        key: tuple[tuple[str, bytes], ...] = ()  # the template's own shared parts
         if tpl.pristine.changed(tpl.docx):
-            result.alone[index] = _docx(tpl)
-            result.reasons[index] = ["its data changed the template's styles or lists"]
-            tpl = _Reused(template)
-            continue
-        parts = _parts(tpl, full=base is None)
+            full, own = _parts(tpl, full=True), _parts(tpl, full=False)
+            key = _shared_key(full, own)
+            parts = own if key in groups else full
+            # Loaded again: `restore` does not undo the styles or lists the data added.
+            docx, tpl = _docx(tpl), _Reused(template)
+        else:
+            parts, docx = _parts(tpl, full=key not in groups), b""
         if reasons := merging.blockers(parts):
-            result.alone[index] = _docx(tpl)
+            result.alone[index] = docx or _docx(tpl)
             result.reasons[index] = reasons
             continue
-        if base is None:
-            base = parts
+        group = groups.setdefault(key, _Group(parts))
         item_pages = estimated_pages(parts[merging.DOCUMENT])
-        item_bytes = sum(len(data) for data in parts.values()) if group else 0
-        if group and (pages + item_pages > max_pages or size + item_bytes > MAX_MERGED_BYTES):
-            result.merged.append(_merge(base, group))
-            group, pages, size = [], 0.0, 0
-        group.append((index, parts))
-        pages += item_pages
-        size += item_bytes
-    if group and base is not None:
-        result.merged.append(_merge(base, group))
+        item_bytes = sum(len(data) for data in parts.values()) if group.items else 0
+        if group.items and (group.pages + item_pages > max_pages
+                            or group.size + item_bytes > MAX_MERGED_BYTES):
+            result.merged.append(_merge(group.base, group.items))
+            group.items, group.pages, group.size = [], 0.0, 0
+        group.items.append((index, parts))
+        group.pages += item_pages
+        group.size += item_bytes
+    for group in groups.values():
+        if group.items:
+            result.merged.append(_merge(group.base, group.items))
     return result
+
+
+def _shared_key(full: dict[str, bytes], own: dict[str, bytes]) -> tuple[tuple[str, bytes], ...]:
+    """The parts of a rendered package that every item of a merged document shares with
+    its first (styles, lists, settings...), as a key: not the item's own parts, not
+    pictures, not the content types (each item's own are read for the parts it brings)."""
+    return tuple(sorted((name, hashlib.sha256(data).digest()) for name, data in full.items()
+                        if name not in own and not name.startswith("word/media/")
+                        and name != merging.CONTENT_TYPES))
 
 
 def _merge(base: dict[str, bytes], group: list[tuple[int, dict[str, bytes]]]) -> Merged:

@@ -44,9 +44,9 @@ CORE = "docProps/core.xml"
 # Letters and digits only: LibreOffice escapes anything else in destination names.
 ITEM_BOOKMARK_PREFIX = "gendocitem"
 
-# Parts every item shares with the template: they must be the same bytes in every
-# item of a chunk (a sub-document or rich value that added styles or lists makes
-# its item different, and it is then converted alone).
+# Parts every item shares with the first: they must be the same bytes in every item
+# of a merged document (a sub-document or rich value that added styles or lists
+# makes its item different, and it then merges only with items alike: chunks.py).
 _SHARED = {"styles", "stylesWithEffects", "settings", "webSettings", "fontTable", "theme",
            "numbering", "customXml", "endnotes"}
 # Parts each item brings along, renamed.

@@ -133,6 +133,40 @@ def test_bundled_invoice(converter: httpx.Client) -> None:
     assert not result.alone and len(result.merged) >= 3
 
 
+def test_bundled_letter(converter: httpx.Client) -> None:
+    """The second example: its letterhead included (which adds its styles to every item
+    alike), German dates and money, the example's $html terms (nested bullets, a table,
+    a link). An item whose own $markdown list adds other lists merges apart from them."""
+    template = (EXAMPLES / "letter.docx").read_bytes()
+    data = json.loads((EXAMPLES / "letter.json").read_text())
+    items = []
+    for i, customer in enumerate(("Alpha AG", "Beta GmbH", "Gamma KG", "Delta SE", "Eta")):
+        item = copy.deepcopy(data)
+        item["customer"]["name"] = customer
+        item["offer"]["total"] = f"{1000 * (i + 1)}.50"
+        items.append(item)
+    items[4]["terms"] = {"$markdown": "## Punkt 4\n\n- nur für **Eta**\n- zweitens\n"}
+    options = RenderOptions(locale="de_DE", timezone="Europe/Berlin",
+                            includes={"letterhead": (EXAMPLES / "letterhead.docx").read_bytes()})
+    result = check_equivalent(converter, template, items, options=options)
+    assert [d.items for d in result.merged] == [[0, 1, 2, 3], [4]] and not result.alone
+
+
+def test_items_whose_data_adds_lists_merge_apart_from_the_others(
+        converter: httpx.Client) -> None:
+    """Rich values that add lists: items adding the same merge together, the plain ones
+    together, the one adding other lists apart (one set of lists a merged document)."""
+    template = make_docx("Dear {{ who }},", "{{p terms }}", "Regards, {{ who }}",
+                         header="For {{ who }}")
+    same = {"$markdown": "- first\n- second\n\n1. one\n2. two\n"}
+    items = [{"who": "A", "terms": same}, {"who": "B", "terms": {"$markdown": "plain"}},
+             {"who": "C", "terms": same}, {"who": "D", "terms": {"$markdown": "no list"}},
+             {"who": "E", "terms": {"$markdown": "- other\n- list\n- here\n"}}]
+    result = check_equivalent(converter, template, items)
+    assert sorted(d.items for d in result.merged) == [[0, 2], [1, 3], [4]]
+    assert not result.alone
+
+
 def test_headers_footers_pictures_lists_and_long_tables(converter: httpx.Client) -> None:
     result = check_equivalent(converter, report(), REPORT_ITEMS, own_pictures=True)
     assert not result.alone and [d.items for d in result.merged] == [[0, 1, 2, 3, 4]]
