@@ -6,8 +6,10 @@ import functools
 import io
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
+import httpx
 import pikepdf
 from pypdf import PdfReader
 
@@ -89,3 +91,14 @@ def watermark_opacities(pdf: bytes, password: str = "") -> list[list[float]]:
             found.append([float(state.get("/ca", 1)) for form in forms
                           for state in form.Resources.get("/ExtGState", {}).values()])
     return found
+
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def store_template(client: httpx.Client, docx: bytes, prefix: str) -> str:
+    """Store `docx` as a new template named `prefix-<random>`; its name."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    r = client.put(f"/v1/templates/{name}", content=docx, headers={"content-type": DOCX})
+    assert r.status_code in (200, 201), r.text
+    return name

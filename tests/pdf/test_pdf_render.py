@@ -14,7 +14,14 @@ import httpx
 import pikepdf
 import pytest
 from docx_helpers import make_docx
-from pdf.pdf_support import page_texts, squeezed, verapdf, watermark_opacities, xmp_and_info
+from pdf.pdf_support import (
+    page_texts,
+    squeezed,
+    store_template,
+    verapdf,
+    watermark_opacities,
+    xmp_and_info,
+)
 
 pytestmark = pytest.mark.libreoffice
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -33,11 +40,7 @@ def _template(client: httpx.Client) -> str:
             paragraph.add_run().add_break(WD_BREAK.PAGE)
     out = io.BytesIO()
     doc.save(out)
-    name = f"letter-{uuid.uuid4().hex[:8]}"
-    r = client.put(f"/v1/templates/{name}", content=out.getvalue(),
-                   headers={"content-type": DOCX})
-    assert r.status_code in (200, 201), r.text
-    return name
+    return store_template(client, out.getvalue(), "letter")
 
 
 def _render(client: httpx.Client, template: str, pdf: dict[str, object],
