@@ -372,13 +372,6 @@ class Instance:
         try:
             if options.landscape:
                 _landscape(doc)
-            try:
-                _keep_links(doc)
-            except Exception as exc:  # links are worth less than the document itself
-                if _is_disposed(exc):
-                    raise
-                log.warning("%s: hyperlinks left as LibreOffice loaded them: %s: %s",
-                            self.name, type(exc).__name__, exc)
             args = {"FilterName": "writer_pdf_Export"}
             data = filter_data(options)
             store = _props(**args)
@@ -408,37 +401,6 @@ def _landscape(doc: Any) -> None:
         width, height = style.Width, style.Height
         style.IsLandscape = True
         style.Width, style.Height = max(width, height), min(width, height)
-
-
-# LibreOffice 7.4's PDF export finds a document's hyperlinks by walking the character
-# styles their INetFormat refers to, skipping the first: the default style
-# (SwEditShell::GetINetAttrs, `for (n = size; 1 < n;)`). The DOCX import gives every
-# w:hyperlink that default style, so without this no Word or $html link is a /Link
-# annotation in the PDF (LibreOffice bug tdf#146575). A character style of our own,
-# with no attributes, makes them found and changes nothing that is drawn.
-LINK_STYLE = "gendoc link"
-DEFAULT_CHAR_STYLES = frozenset({"", "Default Style"})
-
-
-def _keep_links(doc: Any) -> None:
-    """Give every hyperlink on the default character style `LINK_STYLE` instead."""
-    if not hasattr(doc, "createSearchDescriptor"):  # not a text document
-        return
-    search = doc.createSearchDescriptor()
-    search.SearchRegularExpression = True
-    search.ValueSearch = False  # any portion with the attribute set, whatever its value
-    search.setSearchAttributes(_props(HyperLinkURL=""))
-    found = doc.findAll(search)  # body, tables, headers and footers alike
-    links = [found.getByIndex(i) for i in range(found.getCount() if found else 0)]
-    links = [r for r in links if r.UnvisitedCharStyleName in DEFAULT_CHAR_STYLES]
-    if not links:
-        return
-    styles = doc.getStyleFamilies().getByName("CharacterStyles")
-    if not styles.hasByName(LINK_STYLE):
-        styles.insertByName(LINK_STYLE, doc.createInstance("com.sun.star.style.CharacterStyle"))
-    for link in links:
-        link.UnvisitedCharStyleName = LINK_STYLE
-        link.VisitedCharStyleName = LINK_STYLE
 
 
 def _is_disposed(exc: BaseException) -> bool:

@@ -1,0 +1,56 @@
+"""Hyperlinks LibreOffice 7.4 exports to PDF as clickable links (pure).
+
+The DOCX import gives a w:hyperlink the character style of its runs; a run
+without one leaves the link on LibreOffice's default character style. 7.4's
+PDF export finds links by walking the character styles and skips the default
+one (SwEditShell::GetINetAttrs: `for (n = size; 1 < n;)`), so such a link is
+drawn but is no /Link annotation: LibreOffice bug tdf#146575, cited in
+github.com/Sayi/poi-tl/issues/926. Measured here: a python-docx hyperlink,
+or an $html link, converted with nothing changed has no /Annots at all; the
+same with a character style on its run is a /Link with its /URI.
+
+So every run of a hyperlink that has no character style gets `LINK_STYLE`, a
+character style of ours with no properties: what is drawn does not change
+(the run's direct formatting stays), only the link is found. Runs that name a
+style of their own are left as they are.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+LINK_STYLE = "GendocLink"  # w:styleId; LibreOffice shows it by its w:name
+LINK_STYLE_NAME = "gendoc link"
+
+
+def style_link_runs(root: etree._Element) -> int:
+    """Give every run inside a w:hyperlink of `root` without a character style
+    `LINK_STYLE`; how many runs changed."""
+    changed = 0
+    for link in root.iter(f"{W}hyperlink"):
+        for r in link.iter(f"{W}r"):
+            properties = r.find(f"{W}rPr")
+            if properties is None:
+                properties = etree.Element(f"{W}rPr")
+                r.insert(0, properties)
+            if properties.find(f"{W}rStyle") is not None:
+                continue
+            style = etree.Element(f"{W}rStyle")
+            style.set(f"{W}val", LINK_STYLE)
+            properties.insert(0, style)  # rStyle comes first in CT_RPr
+            changed += 1
+    return changed
+
+
+def add_link_style(styles: etree._Element) -> bool:
+    """Define `LINK_STYLE` in the styles part `styles` unless it is; whether it changed."""
+    for style in styles.iter(f"{W}style"):
+        if style.get(f"{W}styleId") == LINK_STYLE:
+            return False
+    style = etree.SubElement(styles, f"{W}style")
+    style.set(f"{W}type", "character")
+    style.set(f"{W}customStyle", "1")
+    style.set(f"{W}styleId", LINK_STYLE)
+    etree.SubElement(style, f"{W}name").set(f"{W}val", LINK_STYLE_NAME)
+    return True
