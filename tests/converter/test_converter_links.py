@@ -62,3 +62,30 @@ def test_sanitising_styles_link_runs_and_defines_the_style() -> None:
     assert _styles(document)[-4:] == [None, LINK_STYLE, LINK_STYLE, "Own"]
     ids = [s.get(f"{W}styleId") for s in styles.iter(f"{W}style")]
     assert ids.count(LINK_STYLE) == 1
+
+
+def _run(text: str, inner: str = "") -> str:
+    return f"<w:r>{inner}<w:t>{text}</w:t></w:r>"
+
+
+def _mark(kind: str) -> str:
+    return f'<w:r><w:fldChar w:fldCharType="{kind}"/></w:r>'
+
+
+def test_runs_of_hyperlink_fields_get_ours_and_other_fields_keep_theirs() -> None:
+    instruction = '<w:r><w:instrText xml:space="preserve"> HYPER</w:instrText></w:r>' \
+        '<w:r><w:instrText>LINK "https://example.org/" </w:instrText></w:r>'
+    page = '<w:r><w:instrText> PAGE </w:instrText></w:r>'
+    body = (
+        f'<w:p>{_mark("begin")}{instruction}{_mark("separate")}{_run("field")}'
+        f'{_run("bold", "<w:rPr><w:b/></w:rPr>")}{_mark("end")}{_run("after")}</w:p>'
+        f'<w:p>{_mark("begin")}{page}{_mark("separate")}{_run("7")}{_mark("end")}</w:p>'
+        '<w:p><w:fldSimple w:instr=" HYPERLINK &quot;https://example.org/s&quot; ">'
+        f'{_run("simple")}</w:fldSimple><w:fldSimple w:instr=" DATE ">{_run("today")}'
+        '</w:fldSimple></w:p>')
+    root = etree.fromstring(f'<w:body xmlns:w="{W_NS}">{body}</w:body>')
+    assert style_link_runs(root) == 3
+    texts = {run.findtext(f"{W}t"): style for run, style in
+             zip(root.iter(f"{W}r"), _styles(root), strict=True) if run.find(f"{W}t") is not None}
+    assert texts == {"field": LINK_STYLE, "bold": LINK_STYLE, "after": None, "7": None,
+                     "simple": LINK_STYLE, "today": None}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from typing import Any
 
 import httpx
 import pikepdf
@@ -17,6 +18,7 @@ from pdf.pdf_support import store_template
 
 pytestmark = pytest.mark.libreoffice
 OWN = "https://example.com/own-link"
+FIELD = "https://example.com/field-link"
 
 
 def page_links(pdf: bytes) -> list[list[str]]:
@@ -45,40 +47,47 @@ def page_objects(pdf: bytes) -> int:
                    if isinstance(o, pikepdf.Dictionary) and o.get("/Type") == "/Page")
 
 
+def _element(tag: str, text: str | None = None, *children: Any, **attributes: str) -> Any:
+    element = OxmlElement(tag)
+    for name, value in attributes.items():
+        element.set(qn(name if ":" in name else f"w:{name}"), value)
+    if text is not None:
+        element.set(qn("xml:space"), "preserve")
+        element.text = text
+    for child in children:
+        element.append(child)
+    return element
+
+
+def _run(tag: str = "", text: str | None = None, **attributes: str) -> Any:
+    """A w:r holding one w:t, w:instrText or w:fldChar."""
+    return _element("w:r", None, _element(tag or "w:t", text, **attributes))
+
+
 def _template(client: httpx.Client) -> str:
     """Page 1: a Word hyperlink of the template's own (an external relationship, no
-    character style on its run, as python-docx and docxtpl write one) and a bookmark;
-    page 2: the $html paragraph and a link inside the document back to the bookmark."""
+    character style on its run, as python-docx and docxtpl write one), the same kind of
+    link as a HYPERLINK field (as some generators write it) and a bookmark; page 2: the
+    $html paragraph and a link inside the document back to the bookmark."""
     from docx import Document
 
     doc = Document()
     paragraph = doc.add_paragraph("Dear {{ who }}, see ")
-    link = OxmlElement("w:hyperlink")
-    link.set(qn("r:id"), paragraph.part.relate_to(OWN, RELATIONSHIP_TYPE.HYPERLINK,
-                                                  is_external=True))
-    run = OxmlElement("w:r")
-    text = OxmlElement("w:t")
-    text.text = "our site"
-    run.append(text)
-    link.append(run)
-    paragraph._p.append(link)
-    start = OxmlElement("w:bookmarkStart")
-    start.set(qn("w:id"), "7")
-    start.set(qn("w:name"), "top")
-    end = OxmlElement("w:bookmarkEnd")
-    end.set(qn("w:id"), "7")
-    paragraph._p.insert(0, start)
-    paragraph._p.append(end)
+    rid = paragraph.part.relate_to(OWN, RELATIONSHIP_TYPE.HYPERLINK, is_external=True)
+    for element in (
+            _element("w:bookmarkStart", None, id="7", name="top"),
+            _element("w:hyperlink", None, _run("w:t", "our site"), **{"r:id": rid}),
+            _run("w:fldChar", fldCharType="begin"),
+            _run("w:instrText", f' HYPERLINK "{FIELD}" '),
+            _run("w:fldChar", fldCharType="separate"),
+            _run("w:t", " or ours"),
+            _run("w:fldChar", fldCharType="end"),
+            _element("w:bookmarkEnd", None, id="7")):
+        paragraph._p.append(element)
     paragraph.add_run().add_break(WD_BREAK.PAGE)
     doc.add_paragraph("{{p notes }}")
-    back = OxmlElement("w:hyperlink")  # a link inside the document, to page 1
-    back.set(qn("w:anchor"), "top")
-    run = OxmlElement("w:r")
-    text = OxmlElement("w:t")
-    text.text = "back to the top"
-    run.append(text)
-    back.append(run)
-    doc.add_paragraph()._p.append(back)
+    back = _element("w:hyperlink", None, _run("w:t", "back to the top"), anchor="top")
+    doc.add_paragraph()._p.append(back)  # a link inside the document, to page 1
     out = io.BytesIO()
     doc.save(out)
     return store_template(client, out.getvalue(), "links")
@@ -97,7 +106,7 @@ def test_template_and_html_links_are_uri_annotations_on_their_pages(
                                         "data": _data(3)})
     assert r.status_code == 200, r.text
     assert page_links(r.content) == [
-        [OWN], ["https://example.org/item/3", "mailto:desk3@example.org"]]
+        [FIELD, OWN], ["https://example.org/item/3", "mailto:desk3@example.org"]]
     assert inner_links(r.content) == [0, 1]
 
 
@@ -112,11 +121,12 @@ def test_each_item_of_a_merged_batch_keeps_its_own_links(client: httpx.Client) -
         for i, name in enumerate(archive.namelist()):
             pdf = archive.read(name)
             assert page_links(pdf) == [
-                [OWN], [f"https://example.org/item/{i}", f"mailto:desk{i}@example.org"]]
+                [FIELD, OWN], [f"https://example.org/item/{i}", f"mailto:desk{i}@example.org"]]
             assert inner_links(pdf) == [0, 1] and page_objects(pdf) == 2
     merged = client.post("/v1/render/batch", json={"template": template, "items": items,
                                                    "merge": True})
     assert merged.status_code == 200, merged.text
     assert page_links(merged.content) == [
         links for i in range(3)
-        for links in ([OWN], [f"https://example.org/item/{i}", f"mailto:desk{i}@example.org"])]
+        for links in ([FIELD, OWN],
+                      [f"https://example.org/item/{i}", f"mailto:desk{i}@example.org"])]
