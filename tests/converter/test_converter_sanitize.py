@@ -128,7 +128,12 @@ def test_harmless_fields_and_hyperlink_fields_stay() -> None:
                        + complex_field(' HYPERLINK "https://example.org" ', "link")
                        + simple_field(" NUMPAGES ", "1"))
     out, report = sanitize_docx(docx)
-    assert out is docx and not report.changed
+    assert not report.changed
+    # Only the link's result run gains a character style (links.py), every field stays.
+    assert report.link_runs == 1
+    document = part(out, "word/document.xml").decode()
+    for code in ("PAGE", 'HYPERLINK "https://example.org"', "NUMPAGES"):
+        assert code in document
 
 
 def test_nested_field_building_an_include_is_removed_whole() -> None:
