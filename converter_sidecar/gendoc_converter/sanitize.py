@@ -127,8 +127,8 @@ def _sanitize(archive: zipfile.ZipFile) -> tuple[dict[str, bytes], Report]:
         report.link_runs += styled
         if remove_include_fields(root, name, report) or styled:
             replaced[name] = _serialize(root)
-    styles = styles_part(relationships)
-    if report.link_runs and styles in names:
+    # Looked up only when some link was styled: a document without links costs what it did.
+    if report.link_runs and (styles := styles_part(relationships)) in names:
         root = safexml.parse(replaced.get(styles) or _read(archive, styles), styles)
         if links.add_link_style(root):
             replaced[styles] = _serialize(root)
