@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import re
 import struct
+import uuid
 import zipfile
 from pathlib import Path
 
+import httpx
 from docx import Document
+from gendoc_service.docxpkg import DOCX_MEDIA_TYPE
 from lxml import etree
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -28,6 +31,15 @@ def make_docx(*paragraphs: str, header: str | None = None, footer: str | None = 
     out = io.BytesIO()
     doc.save(out)
     return out.getvalue()
+
+
+def store_docx(client: httpx.Client, docx: bytes, prefix: str) -> str:
+    """Store `docx` through the API as a new template named `prefix-<random>`; its name."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    r = client.put(f"/v1/templates/{name}", content=docx,
+                   headers={"content-type": DOCX_MEDIA_TYPE})
+    assert r.status_code in (200, 201), r.text
+    return name
 
 
 def part_texts(docx: bytes | Path) -> dict[str, list[str]]:

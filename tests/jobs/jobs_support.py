@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import io
 import re
-import uuid
 import zipfile
 from typing import Any
 
 import httpx
-from docx_helpers import make_docx, part_texts
+from docx_helpers import make_docx, part_texts, store_docx
 
 from gendoc.readiness import wait_until
 
@@ -18,11 +17,7 @@ FINAL = {"succeeded", "failed", "cancelled"}
 
 
 def store_template(client: httpx.Client, *paragraphs: str) -> str:
-    name = f"job-{uuid.uuid4().hex[:8]}"
-    r = client.put(f"/v1/templates/{name}", content=make_docx(*paragraphs),
-                   headers={"content-type": DOCX})
-    assert r.status_code in (200, 201), r.text
-    return name
+    return store_docx(client, make_docx(*paragraphs), "job")
 
 
 def submit(client: httpx.Client, template: str, items: list[dict[str, Any]],

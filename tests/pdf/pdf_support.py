@@ -6,10 +6,8 @@ import functools
 import io
 import re
 import subprocess
-import uuid
 from pathlib import Path
 
-import httpx
 import pikepdf
 from pypdf import PdfReader
 
@@ -92,13 +90,3 @@ def watermark_opacities(pdf: bytes, password: str = "") -> list[list[float]]:
                           for state in form.Resources.get("/ExtGState", {}).values()])
     return found
 
-
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-
-
-def store_template(client: httpx.Client, docx: bytes, prefix: str) -> str:
-    """Store `docx` as a new template named `prefix-<random>`; its name."""
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    r = client.put(f"/v1/templates/{name}", content=docx, headers={"content-type": DOCX})
-    assert r.status_code in (200, 201), r.text
-    return name

@@ -14,7 +14,7 @@ import pytest
 from docx.enum.text import WD_BREAK
 from docx.opc.constants import RELATIONSHIP_TYPE
 from docx.oxml.shared import OxmlElement, qn
-from pdf.pdf_support import store_template
+from docx_helpers import store_docx
 
 pytestmark = pytest.mark.libreoffice
 OWN = "https://example.com/own-link"
@@ -90,7 +90,7 @@ def _template(client: httpx.Client) -> str:
     doc.add_paragraph()._p.append(back)  # a link inside the document, to page 1
     out = io.BytesIO()
     doc.save(out)
-    return store_template(client, out.getvalue(), "links")
+    return store_docx(client, out.getvalue(), "links")
 
 
 def _data(i: int) -> dict[str, object]:

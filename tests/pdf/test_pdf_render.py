@@ -13,11 +13,10 @@ from pathlib import Path
 import httpx
 import pikepdf
 import pytest
-from docx_helpers import make_docx
+from docx_helpers import make_docx, store_docx
 from pdf.pdf_support import (
     page_texts,
     squeezed,
-    store_template,
     verapdf,
     watermark_opacities,
     xmp_and_info,
@@ -40,7 +39,7 @@ def _template(client: httpx.Client) -> str:
             paragraph.add_run().add_break(WD_BREAK.PAGE)
     out = io.BytesIO()
     doc.save(out)
-    return store_template(client, out.getvalue(), "letter")
+    return store_docx(client, out.getvalue(), "letter")
 
 
 def _render(client: httpx.Client, template: str, pdf: dict[str, object],
