@@ -16,8 +16,12 @@ from converter.converter_support import (
     CONVERT,
     INVOICE,
     children,
+    converter_metrics,
     docx_file,
     metric,
+    pool_whole,
+    ready_instances,
+    restarts,
     soffice_pids,
     start_converter,
 )
@@ -45,23 +49,9 @@ def convert(url: str, doc: bytes = b"", headers: dict[str, str] | None = None
                       headers=headers, timeout=60)
 
 
-def metrics(server: GendocProcess) -> str:
-    return httpx.get(server.url + "/metrics", timeout=5).text
-
-
-def ready_instances(server: GendocProcess) -> float:
-    text = metrics(server)
-    return (metric(text, "gendoc_converter_instances", 'state="idle"')
-            + metric(text, "gendoc_converter_instances", 'state="busy"'))
-
-
-def restarts(server: GendocProcess, reason: str) -> float:
-    return metric(metrics(server), "gendoc_converter_restarts_total", f'reason="{reason}"')
-
-
 def wait_full(server: GendocProcess, timeout: float = 10.0) -> None:
-    wait_until(lambda: ready_instances(server) == 2 and len(soffice_pids(server)) == 2,
-               timeout, interval=0.1, what="pool back to full size")
+    wait_until(lambda: pool_whole(server, 2), timeout, interval=0.1,
+               what="pool back to full size")
 
 
 def no_zombies(server: GendocProcess) -> None:
@@ -80,7 +70,7 @@ def test_queue_full_is_429_with_retry_after(tmp_path: Path) -> None:
         for response in responses:
             if response.status_code == 429:
                 assert int(response.headers["retry-after"]) >= 1
-        assert metric(metrics(server), "gendoc_converter_rejected_total",
+        assert metric(converter_metrics(server), "gendoc_converter_rejected_total",
                       'reason="queue_full"') == codes.count(429)
     finally:
         server.stop()
@@ -93,7 +83,7 @@ def test_kill_9_during_a_burst_loses_no_request(faulty: GendocProcess) -> None:
     with ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(convert, faulty.url, LONG) for _ in range(12)]
         wait_until(lambda: ready_instances(faulty) == 2 and metric(
-            metrics(faulty), "gendoc_converter_instances", 'state="busy"') == 2, 10,
+            converter_metrics(faulty), "gendoc_converter_instances", 'state="busy"') == 2, 10,
             what="both instances busy")
         os.kill(victim, signal.SIGKILL)
         codes = [f.result().status_code for f in futures]
