@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -10,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from converter.converter_docs import DOCX_TYPE
@@ -221,3 +224,31 @@ def ready_instances(server: GendocProcess) -> float:
 
 def pool_whole(server: GendocProcess, size: int) -> bool:
     return ready_instances(server) == size and len(soffice_pids(server)) == size
+
+
+def discard(path: Path) -> None:
+    """Remove `path` the way a cleaner does while LibreOffice is still at work in it: a file
+    LibreOffice deletes between our listing and our unlink is gone already, and a directory
+    it writes a new file into while we empty it is emptied again."""
+    def gone_already(_function: object, _path: str, error: Any) -> None:
+        if not isinstance(error[1], FileNotFoundError):
+            raise error[1]
+
+    for _attempt in range(20):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, onerror=gone_already)
+            else:
+                path.unlink(missing_ok=True)
+            return
+        except OSError as error:
+            if error.errno != errno.ENOTEMPTY:
+                raise
+    raise AssertionError(f"{path} kept filling up while being removed")
+
+
+def empty_temp_dirs(dirs: list[Path]) -> None:
+    """What a real Gotenberg, tmpreaper or systemd-tmpfiles does: LibreOffice's lu*.tmp go."""
+    for directory in dirs:
+        for entry in (directory / "tmp").iterdir():
+            discard(entry)

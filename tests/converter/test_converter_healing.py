@@ -8,16 +8,13 @@ instances are replaced (counted by reason) and the pool is whole again within
 
 from __future__ import annotations
 
-import errno
 import io
-import shutil
 import subprocess
 import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +25,9 @@ from converter.converter_support import (
     Load,
     Outcome,
     PrivateTmpfs,
+    discard,
     docx_file,
+    empty_temp_dirs,
     failures,
     pool_whole,
     restarts,
@@ -85,34 +84,6 @@ def heal_under_load(server: GendocProcess, work: Path,
         load.delivered(load.outcome.ok + 8)  # and it goes on converting
     assert failures(server, "document") == documents  # nothing was blamed on a document
     return load.outcome, healed
-
-
-def discard(path: Path) -> None:
-    """Remove `path` the way a cleaner does while LibreOffice is still at work in it: a file
-    LibreOffice deletes between our listing and our unlink is gone already, and a directory
-    it writes a new file into while we empty it is emptied again."""
-    def gone_already(_function: object, _path: str, error: Any) -> None:
-        if not isinstance(error[1], FileNotFoundError):
-            raise error[1]
-
-    for _attempt in range(20):
-        try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, onerror=gone_already)
-            else:
-                path.unlink(missing_ok=True)
-            return
-        except OSError as error:
-            if error.errno != errno.ENOTEMPTY:
-                raise
-    raise AssertionError(f"{path} kept filling up while being removed")
-
-
-def empty_temp_dirs(dirs: list[Path]) -> None:
-    """What a real Gotenberg, tmpreaper or systemd-tmpfiles does: LibreOffice's lu*.tmp go."""
-    for directory in dirs:
-        for entry in (directory / "tmp").iterdir():
-            discard(entry)
 
 
 def remove(name: str) -> Callable[[list[Path]], None]:

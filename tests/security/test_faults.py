@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -20,7 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ServerProcess, start_service
-from converter.converter_support import Load, metric, soffice_pids, start_converter
+from converter.converter_support import (
+    Load,
+    empty_temp_dirs,
+    metric,
+    pool_whole,
+    soffice_pids,
+    start_converter,
+)
 from docx_helpers import make_docx
 
 from gendoc.procs import spawn_gendoc
@@ -86,11 +92,6 @@ def stack(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess, Path]]
     converter.stop()
 
 
-def pool_full(converter: ServerProcess, size: int = 2) -> bool:
-    return (len(soffice_pids(converter)) == size
-            and httpx.get(f"{converter.url}/health").status_code == 200)
-
-
 def test_kill_9_of_an_instance_under_load(stack: tuple[ServerProcess, ServerProcess, Path]) -> None:
     service, converter, _ = stack
     victim = soffice_pids(converter)[0]
@@ -102,7 +103,7 @@ def test_kill_9_of_an_instance_under_load(stack: tuple[ServerProcess, ServerProc
     outcome = burst(service.url, 40, during=kill)
     assert outcome.failures == [] and outcome.ok == 40, outcome
     started = time.monotonic()
-    wait_until(lambda: pool_full(converter), 10, what="pool back to full size")
+    wait_until(lambda: pool_whole(converter, 2), 10, what="pool back to full size")
     assert victim not in soffice_pids(converter)
     assert time.monotonic() - started < 10
 
@@ -122,7 +123,7 @@ def test_sigstop_of_an_instance_under_load(
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGCONT)
     assert outcome.failures == [] and outcome.ok == 30, outcome
-    wait_until(lambda: pool_full(converter) and victim not in soffice_pids(converter), 15,
+    wait_until(lambda: pool_whole(converter, 2) and victim not in soffice_pids(converter), 15,
                what="hung instance replaced")
 
 
@@ -197,11 +198,9 @@ def test_instances_temp_files_removed_under_load(
     old = set(soffice_pids(converter))
     with Load(service.url, render, clients=6) as load:
         load.delivered(10)
-        for instance in pool.glob("instance-*"):
-            for entry in (instance / "tmp").iterdir():
-                shutil.rmtree(entry)
+        empty_temp_dirs(list(pool.glob("instance-*")))
         made = time.monotonic()
-        wait_until(lambda: pool_full(converter) and old.isdisjoint(soffice_pids(converter)),
+        wait_until(lambda: pool_whole(converter, 2) and old.isdisjoint(soffice_pids(converter)),
                    10, interval=0.05, what="both instances replaced, pool whole")
         healed = time.monotonic() - made
         load.delivered(load.outcome.ok + 10)
