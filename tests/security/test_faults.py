@@ -21,6 +21,7 @@ import pytest
 from conftest import ServerProcess, start_service
 from converter.converter_support import (
     Load,
+    converter_metrics,
     empty_temp_dirs,
     metric,
     pool_whole,
@@ -84,6 +85,7 @@ def burst(url: str, count: int, during: object = None, workers: int = 8) -> Outc
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess, Path]]:
     converter = start_converter(tmp_path, pool_size=2, conversion_timeout=6)
+    wait_until(lambda: pool_whole(converter, 2), 90, what="both instances ready")
     service = start_service(tmp_path, converter_url=converter.url)
     httpx.put(f"{service.url}/v1/templates/letter", content=TEMPLATE,
               headers={"content-type": DOCX}).raise_for_status()
@@ -92,12 +94,16 @@ def stack(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess, Path]]
     converter.stop()
 
 
+def busy(converter: ServerProcess) -> bool:
+    return metric(converter_metrics(converter), "gendoc_converter_instances", 'state="busy"') > 0
+
+
 def test_kill_9_of_an_instance_under_load(stack: tuple[ServerProcess, ServerProcess, Path]) -> None:
     service, converter, _ = stack
     victim = soffice_pids(converter)[0]
 
     def kill() -> None:
-        time.sleep(0.3)  # let the burst reach the converter first
+        wait_until(lambda: busy(converter), 30, interval=0.02, what="the burst at the converter")
         os.kill(victim, signal.SIGKILL)
 
     outcome = burst(service.url, 40, during=kill)
@@ -114,7 +120,7 @@ def test_sigstop_of_an_instance_under_load(
     victim = soffice_pids(converter)[0]
 
     def stop() -> None:
-        time.sleep(0.3)
+        wait_until(lambda: busy(converter), 30, interval=0.02, what="the burst at the converter")
         os.kill(victim, signal.SIGSTOP)
 
     try:
@@ -141,7 +147,7 @@ def test_converter_stopped_and_restarted(stack: tuple[ServerProcess, ServerProce
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(fetch_with_retries, service.url, i, outcome, deadline)
                    for i in range(12)]
-        time.sleep(1.0)  # the clients are being refused now
+        wait_until(lambda: outcome.refusals.get(503, 0) >= 1, 30, what="clients refused")
         restarted = spawn_gendoc(["converter", "--port", str(port), "--pool-size", "2"], port,
                                  "/health",
                                  log=tmp / "converter-restarted.log",
