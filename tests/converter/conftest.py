@@ -6,18 +6,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from converter.converter_support import pool_whole, start_converter
+from converter.converter_support import start_converter
 
 from gendoc.procs import GendocProcess
-from gendoc.readiness import wait_until
 
 
 @pytest.fixture(scope="session")
 def converter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GendocProcess]:
     """One converter (2 instances) shared by the API and isolation tests."""
-    server = start_converter(tmp_path_factory.mktemp("converter"), pool_size=2, queue_size=16)
-    # /health is up once one instance is; the tests that count instances need both.
-    wait_until(lambda: pool_whole(server, 2), 90, what="both instances ready")
+    server = start_converter(tmp_path_factory.mktemp("converter"), pool_size=2, whole=True,
+                             queue_size=16)
     yield server
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
     assert server.stop() in (0, -15), server.logs()[-3000:]

@@ -26,14 +26,23 @@ INVOICE = REPO / "src" / "gendoc" / "examples" / "invoice.docx"
 
 
 def start_converter(tmp: Path, pool_size: int = 2, prefix: Sequence[str] = (),
-                    **settings: object) -> GendocProcess:
-    """A real converter on a free port; work_dir defaults to TMP/work."""
+                    whole: bool = False, **settings: object) -> GendocProcess:
+    """A real converter on a free port; work_dir defaults to TMP/work. Its /health is up
+    once one instance is; `whole` waits until all `pool_size` are, for tests that count
+    instances or pick one to harm."""
     port = free_port()
     env = {f"GENDOC_CONVERTER_{k.upper()}": str(v) for k, v in settings.items()}
     env.setdefault("GENDOC_CONVERTER_WORK_DIR", str(tmp / "work"))
-    return spawn_gendoc(["converter", "--port", str(port), "--pool-size", str(pool_size)],
-                        port, "/health", log=tmp / f"converter-{port}.log", env=env, timeout=90,
-                        prefix=prefix)
+    server = spawn_gendoc(["converter", "--port", str(port), "--pool-size", str(pool_size)],
+                          port, "/health", log=tmp / f"converter-{port}.log", env=env,
+                          timeout=90, prefix=prefix)
+    if whole:
+        try:
+            wait_until(lambda: pool_whole(server, pool_size), 90, what="every instance ready")
+        except BaseException:
+            server.stop()
+            raise
+    return server
 
 
 class PrivateTmpfs:

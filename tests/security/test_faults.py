@@ -84,9 +84,12 @@ def burst(url: str, count: int, during: object = None, workers: int = 8) -> Outc
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess, Path]]:
-    converter = start_converter(tmp_path, pool_size=2, conversion_timeout=6)
-    wait_until(lambda: pool_whole(converter, 2), 90, what="both instances ready")
-    service = start_service(tmp_path, converter_url=converter.url)
+    converter = start_converter(tmp_path, pool_size=2, whole=True, conversion_timeout=6)
+    try:
+        service = start_service(tmp_path, converter_url=converter.url)
+    except BaseException:
+        converter.stop()
+        raise
     httpx.put(f"{service.url}/v1/templates/letter", content=TEMPLATE,
               headers={"content-type": DOCX}).raise_for_status()
     yield service, converter, tmp_path
