@@ -123,7 +123,8 @@ class Instance:
         self._pipe = profile.accept_pipe(os.getpid(), index)
         self._proc: subprocess.Popen[bytes] | None = None
         self._desktop: Any = None
-        self._inodes: dict[Path, int] = {}  # of its own directories, as made at start
+        # Inodes of its own directories and of LibreOffice's temp folder, as made at start.
+        self._inodes: dict[Path, int] = {}
 
     # -- lifecycle ------------------------------------------------------------
     @property
@@ -156,6 +157,12 @@ class Instance:
             failed = self.probe()
             if failed:
                 raise StartFailed(f"{self.name}: the probe document did not convert: {failed}")
+            # LibreOffice keeps its temp files in one lu*.tmp folder it made in our tmp by
+            # now; a cleaner that removes it (Gotenberg, tmpreaper) breaks the next write that
+            # needs one, sometimes many conversions later. Watched like our own directories,
+            # so the instance is replaced when it is noticed, not when a conversion fails.
+            self._inodes.update({lu: lu.stat().st_ino for lu in self.tmp.glob("lu*.tmp")
+                                 if lu.is_dir()})
         except BaseException:
             self.kill()  # whatever went wrong, no process outlives a failed start
             self.reap()
@@ -255,15 +262,16 @@ class Instance:
         Missing (a cleaner removed it), not writable (read-only mount, immutable: root
         ignores plain permissions, access(2) does not ignore these), or a full file system.
         """
-        for own in self._own():
+        for watched, made in self._inodes.items():
             try:
-                inode = own.stat().st_ino
+                inode = watched.stat().st_ino
             except OSError:
-                return f"its directory {own.name} is missing"
-            if inode != self._inodes.get(own, inode):
+                return f"its directory {watched.name} is missing"
+            if inode != made:
                 # Removed under it, then made again (LibreOffice makes the folder it
                 # stores into): whatever it kept there is gone.
-                return f"its directory {own.name} was removed"
+                return f"its directory {watched.name} was removed"
+        for own in self._own():
             if not os.access(own, os.W_OK):
                 return f"its directory {own.name} is not writable"
         user = self.profile / "user"

@@ -107,6 +107,25 @@ def test_files_removed_under_load(healing: Converter,
     print(f"\nMEASURED files removed: healed in {healed:.1f}s, {outcome}")
 
 
+def test_temp_folder_removed_from_idle_instances(healing: Converter) -> None:
+    """LibreOffice's lu*.tmp removed while no conversion runs: the watcher replaces both
+    instances before a request could fail on them (an instance that needs no temp file for
+    a while would otherwise go on with its folder gone)."""
+    server = healing.server
+    wait_until(lambda: pool_whole(server, 2), 30, what="pool whole before the fault")
+    failed, old = restarts(server, "environment"), set(soffice_pids(server))
+    folders = [lu for d in instance_dirs(server, healing.work) for lu in (d / "tmp").glob("lu*")]
+    assert len(folders) == 2, folders
+    for folder in folders:
+        discard(folder)
+    wait_until(lambda: restarts(server, "environment") >= failed + 2, 10,
+               what="both instances replaced for their environment")
+    wait_until(lambda: pool_whole(server, 2) and old.isdisjoint(soffice_pids(server)), 30,
+               what="pool whole again")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert send_invoice(client).status_code == 200
+
+
 def test_profile_made_read_only_under_load(healing: Converter) -> None:
     # chattr +i: refused even to root (plain permissions are not); the test's directory is
     # on a file system that has it (the store test relies on the same).
