@@ -115,7 +115,7 @@ def test_temp_folder_removed_from_idle_instances(healing: Converter) -> None:
     wait_until(lambda: pool_whole(server, 2), 30, what="pool whole before the fault")
     failed, old = restarts(server, "environment"), set(soffice_pids(server))
     folders = [lu for d in instance_dirs(server, healing.work) for lu in (d / "tmp").glob("lu*")]
-    assert len(folders) == 2, folders
+    assert len(folders) >= 2, folders  # one per instance (and any a frozen dir kept)
     for folder in folders:
         discard(folder)
     wait_until(lambda: restarts(server, "environment") >= failed + 2, 10,
