@@ -89,4 +89,3 @@ def watermark_opacities(pdf: bytes, password: str = "") -> list[list[float]]:
             found.append([float(state.get("/ca", 1)) for form in forms
                           for state in form.Resources.get("/ExtGState", {}).values()])
     return found
-

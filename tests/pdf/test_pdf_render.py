@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from pdf.pdf_support import (
 )
 
 pytestmark = pytest.mark.libreoffice
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def _template(client: httpx.Client) -> str:
@@ -197,10 +195,7 @@ def test_batch_mode_follows_what_a_split_keeps(client: httpx.Client) -> None:
 def test_pdfua_of_a_document_without_a_title(client: httpx.Client, tmp_path: Path) -> None:
     """LibreOffice writes no title for an untitled document, and PDF/UA needs one: the
     converter gives it the file's name (the template's), which veraPDF accepts."""
-    name = f"untitled-{uuid.uuid4().hex[:8]}"
-    r = client.put(f"/v1/templates/{name}", content=make_docx("Dear {{ name }}"),
-                   headers={"content-type": DOCX})
-    assert r.status_code in (200, 201), r.text
+    name = store_docx(client, make_docx("Dear {{ name }}"), "untitled")
     pdf = client.post("/v1/render", json={"template": name, "data": {"name": "Ada"},
                                           "pdf": {"ua": True}})
     assert pdf.status_code == 200, pdf.text
